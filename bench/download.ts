@@ -1,0 +1,293 @@
+// `deno task bench [--size-mib 1024] [--runs 1] [--clients ours,libtorrent,aria2]`
+//
+// Downloads one random single-file payload (1 MiB pieces) from a libtorrent seeder on
+// 127.0.0.1 with our client, libtorrent's own leecher and aria2c, each run measured the same
+// way (bench/measure.py: wall time, CPU of the process tree, peak RSS), each into a fresh
+// folder that is verified against the source's sha256 and deleted. Prints a Markdown table of
+// the medians.
+
+import { parseArgs } from "node:util";
+import { aria2LeecherArgs } from "../tests/helpers/aria2.ts";
+import { startFakeTracker } from "../tests/helpers/fake_tracker.ts";
+import {
+  libtorrentLeecherArgs,
+  startLibtorrentSeeder,
+} from "../tests/helpers/libtorrent.ts";
+import { DEBIAN_PYTHON, makeTorrent } from "../tests/helpers/mktorrent.ts";
+import { makeSingleFile, sha256File } from "../tests/helpers/payload.ts";
+import { describeStatus, ExternalProcess } from "../tests/helpers/process.ts";
+
+const MIB = 1024 * 1024;
+const REPO = new URL("..", import.meta.url).pathname;
+const MEASURE_SCRIPT = new URL("./measure.py", import.meta.url).pathname;
+const PAYLOAD_NAME = "payload.bin";
+const CLIENT_NAMES = ["ours", "libtorrent", "aria2"] as const;
+type ClientName = typeof CLIENT_NAMES[number];
+
+interface Measurement {
+  wall_s: number;
+  cpu_s: number;
+  max_rss_mib: number;
+}
+
+type RunResult = { ok: true; measurement: Measurement } | {
+  ok: false;
+  error: string;
+};
+
+interface Swarm {
+  torrent: string;
+  seederAddress: string;
+}
+
+/** The command that downloads the torrent into saveDir, for each client. */
+const commands: Record<
+  ClientName,
+  (swarm: Swarm, saveDir: string, timeoutSec: number) => string[]
+> = {
+  ours: (swarm, saveDir) => [
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--no-prompt",
+    `${REPO}main.ts`,
+    "download",
+    swarm.torrent,
+    "--dir",
+    saveDir,
+    "--peer",
+    swarm.seederAddress,
+    "--quiet",
+  ],
+  libtorrent: (swarm, saveDir, timeoutSec) => [
+    DEBIAN_PYTHON,
+    ...libtorrentLeecherArgs({
+      torrent: swarm.torrent,
+      saveDir,
+      connect: [swarm.seederAddress],
+      timeoutSec,
+    }),
+  ],
+  // finds the seeder through the fake tracker named in the torrent
+  aria2: (swarm, saveDir, timeoutSec) => [
+    "aria2c",
+    ...aria2LeecherArgs({ torrent: swarm.torrent, saveDir, timeoutSec }),
+  ],
+};
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      "size-mib": { type: "string", default: "1024" },
+      runs: { type: "string", default: "1" },
+      clients: { type: "string", default: CLIENT_NAMES.join(",") },
+    },
+  });
+  const sizeMib = positiveInteger(values["size-mib"], "--size-mib");
+  const runs = positiveInteger(values.runs, "--runs");
+  const clients = values.clients.split(",").map((name) => {
+    if (!(CLIENT_NAMES as readonly string[]).includes(name)) {
+      throw new Error(
+        `--clients: unknown client "${name}" (known: ${
+          CLIENT_NAMES.join(", ")
+        })`,
+      );
+    }
+    return name as ClientName;
+  });
+  // generous: a client slower than 5 MiB/s has a problem worth a failed row
+  const timeoutSec = Math.max(120, Math.ceil(sizeMib / 5));
+
+  const workDir = await Deno.makeTempDir({ prefix: "bench-download-" });
+  const cleanups: Array<() => Promise<void>> = [
+    () => Deno.remove(workDir, { recursive: true }),
+  ];
+  const cleanUp = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup().catch((error) => console.error(`cleanup: ${error}`));
+    }
+  };
+  const onInterrupt = () => cleanUp().finally(() => Deno.exit(130));
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  try {
+    log(`making a ${sizeMib} MiB payload in ${workDir}`);
+    await Deno.mkdir(`${workDir}/seed`);
+    const payload = await makeSingleFile(
+      `${workDir}/seed`,
+      PAYLOAD_NAME,
+      sizeMib * MIB,
+    );
+    const sourceSha256 = await sha256File(payload);
+    const tracker = await startFakeTracker();
+    cleanups.push(tracker.stop);
+    const torrent = await makeTorrent(payload, `${workDir}/payload.torrent`, {
+      announce: [tracker.url],
+      pieceLengthLog2: 20,
+    });
+    const seeder = await startLibtorrentSeeder({
+      torrent,
+      dataDir: `${workDir}/seed`,
+      lifetimeSec: timeoutSec * runs * clients.length + 300,
+    });
+    cleanups.push(seeder.stop);
+    tracker.peers.push({ host: "127.0.0.1", port: seeder.port });
+    const swarm = { torrent, seederAddress: `127.0.0.1:${seeder.port}` };
+
+    const results = new Map<ClientName, RunResult[]>(
+      clients.map((client) => [client, []]),
+    );
+    for (let run = 1; run <= runs; run++) {
+      for (const client of clients) {
+        log(`run ${run}/${runs}: ${client}`);
+        const result = await measureDownload(
+          client,
+          swarm,
+          `${workDir}/${client}-${run}`,
+          {
+            sourceSha256,
+            timeoutSec,
+          },
+        );
+        log(
+          result.ok
+            ? `  ${JSON.stringify(result.measurement)}`
+            : `  failed: ${result.error}`,
+        );
+        results.get(client)!.push(result);
+      }
+    }
+    console.log(table(results, sizeMib, runs));
+  } finally {
+    await cleanUp();
+    Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+}
+
+async function measureDownload(
+  client: ClientName,
+  swarm: Swarm,
+  saveDir: string,
+  expected: { sourceSha256: string; timeoutSec: number },
+): Promise<RunResult> {
+  await Deno.mkdir(saveDir, { recursive: true });
+  const [cmd, ...args] = commands[client](swarm, saveDir, expected.timeoutSec);
+  const measured = ExternalProcess.spawn({
+    name: client,
+    cmd: DEBIAN_PYTHON,
+    args: [MEASURE_SCRIPT, cmd, ...args],
+    cwd: REPO,
+    lifetimeSec: expected.timeoutSec + 10,
+  });
+  try {
+    const status = await measured.exited;
+    if (!status.success) {
+      return {
+        ok: false,
+        error: measured.error(`failed (${describeStatus(status)})`).message,
+      };
+    }
+    const [line] = await measured.waitForLine(/^\{"wall_s".*\}$/, 0);
+    const sha256 = await sha256File(`${saveDir}/${PAYLOAD_NAME}`).catch(() =>
+      "missing"
+    );
+    if (sha256 !== expected.sourceSha256) {
+      return {
+        ok: false,
+        error: `${saveDir}/${PAYLOAD_NAME} is ${sha256}, not the source's data`,
+      };
+    }
+    return { ok: true, measurement: JSON.parse(line) };
+  } finally {
+    await measured.stop();
+    await Deno.remove(saveDir, { recursive: true });
+  }
+}
+
+function table(
+  results: Map<ClientName, RunResult[]>,
+  sizeMib: number,
+  runs: number,
+): string {
+  const medians = new Map<ClientName, Measurement>();
+  for (const [client, clientResults] of results) {
+    const measured = clientResults.flatMap((result) =>
+      result.ok ? [result.measurement] : []
+    );
+    if (measured.length === 0) continue;
+    medians.set(client, {
+      wall_s: median(measured.map((m) => m.wall_s)),
+      cpu_s: median(measured.map((m) => m.cpu_s)),
+      max_rss_mib: median(measured.map((m) => m.max_rss_mib)),
+    });
+  }
+  const ours = medians.get("ours");
+  const rows = [
+    `Download of ${sizeMib} MiB (1 MiB pieces) from a libtorrent seeder on 127.0.0.1; ` +
+    `median of ${runs} run(s).`,
+    "",
+    "| client | wall s | MiB/s | CPU s | peak RSS MiB | ours ÷ this (MiB/s) | runs: wall s |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+  ];
+  const failures: string[] = [];
+  for (const [client, clientResults] of results) {
+    const m = medians.get(client);
+    const runWalls = clientResults.map((r) =>
+      r.ok ? r.measurement.wall_s.toFixed(2) : "failed"
+    );
+    for (const result of clientResults) {
+      if (!result.ok) failures.push(`${client}: ${result.error}`);
+    }
+    if (!m) {
+      rows.push(`| ${client} | – | – | – | – | – | ${runWalls.join(", ")} |`);
+      continue;
+    }
+    // equal sizes, so the ratio of speeds is the inverse ratio of wall times
+    const ratio = ours ? (m.wall_s / ours.wall_s).toFixed(2) : "–";
+    rows.push(
+      `| ${client} | ${m.wall_s.toFixed(2)} | ${
+        (sizeMib / m.wall_s).toFixed(0)
+      } | ` +
+        `${m.cpu_s.toFixed(2)} | ${m.max_rss_mib.toFixed(0)} | ${ratio} | ${
+          runWalls.join(", ")
+        } |`,
+    );
+  }
+  if (failures.length > 0) {
+    rows.push(
+      "",
+      "Failures:",
+      ...failures.map((f) => `- ${f}`),
+    );
+  }
+  return rows.join("\n");
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2
+    ? sorted[middle]
+    : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+function positiveInteger(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new Error(`${flag}: expected a positive integer, got "${text}"`);
+  }
+  return value;
+}
+
+function log(message: string): void {
+  console.error(message);
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (error) {
+    console.error(`bench: ${error instanceof Error ? error.message : error}`);
+    Deno.exit(1);
+  }
+}

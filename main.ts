@@ -1,0 +1,37 @@
+// Entry point: parse the command line, run one command, and map errors to
+// exit codes with a one-line message (never a stack trace for bad input).
+
+import { parseCommandLine, USAGE } from "./src/cli/args.ts";
+import { download, ExitCode } from "./src/cli/download.ts";
+import { ConfigError } from "./src/config.ts";
+import { TorrentFileError } from "./src/metainfo/metainfo.ts";
+import { StorageError } from "./src/storage/store.ts";
+import { VERSION } from "./src/version.ts";
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    const args = parseCommandLine(argv);
+    if (args.command === "help") {
+      console.log(USAGE);
+      return ExitCode.Complete;
+    }
+    if (args.command === "version") {
+      console.log(`btclient ${VERSION}`);
+      return ExitCode.Complete;
+    }
+    return await download(args);
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof TorrentFileError) {
+      console.error(`error: ${e.message}`);
+      return ExitCode.BadInput;
+    }
+    if (e instanceof StorageError) {
+      console.error(`error: ${e.message}`);
+      return ExitCode.Failure;
+    }
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    return ExitCode.Failure;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,94 @@
+// Progress output. On a terminal: one line redrawn a few times a second, with
+// log lines printed above it. Otherwise (cron, pipes): timestamped log lines
+// and a progress line every few seconds. --quiet: errors only.
+
+import type { TorrentStats } from "../torrent.ts";
+import { formatBytes, formatDuration, formatRate } from "./format.ts";
+
+export type ProgressMode = "terminal" | "log" | "quiet";
+
+const encoder = new TextEncoder();
+const REDRAW_MS = 250;
+
+export class ProgressView {
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private lastLine = "";
+
+  constructor(readonly mode: ProgressMode, private logIntervalMs: number) {}
+
+  static detect(quiet: boolean, logIntervalSeconds: number): ProgressView {
+    const mode: ProgressMode = quiet
+      ? "quiet"
+      : Deno.stdout.isTerminal()
+      ? "terminal"
+      : "log";
+    return new ProgressView(mode, logIntervalSeconds * 1000);
+  }
+
+  /** Prints a message line (not in quiet mode). */
+  log(line: string): void {
+    if (this.mode === "quiet") return;
+    if (this.mode === "terminal") {
+      this.write(`\r\x1b[2K${line}\n${this.lastLine}`);
+    } else {
+      this.write(`${new Date().toISOString()} ${line}\n`);
+    }
+  }
+
+  /** Redraws (or logs) from `stats` until stop(). */
+  follow(stats: () => TorrentStats): void {
+    if (this.mode === "quiet") return;
+    const every = this.mode === "terminal" ? REDRAW_MS : this.logIntervalMs;
+    this.timer = setInterval(() => this.show(stats()), every);
+    Deno.unrefTimer(this.timer as unknown as number);
+  }
+
+  stop(final?: TorrentStats): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    if (final) this.show(final);
+    if (this.mode === "terminal" && this.lastLine) this.write("\n");
+    this.lastLine = "";
+  }
+
+  private show(s: TorrentStats): void {
+    const line = describe(s, this.mode === "terminal" ? columns() : 200);
+    if (this.mode === "terminal") {
+      this.lastLine = line;
+      this.write(`\r\x1b[2K${line}`);
+    } else {
+      this.write(`${new Date().toISOString()} ${line}\n`);
+    }
+  }
+
+  private write(text: string): void {
+    try {
+      Deno.stdout.writeSync(encoder.encode(text));
+    } catch { /* a closed stdout must not stop the download */ }
+  }
+}
+
+export function describe(s: TorrentStats, width: number): string {
+  const percent = s.totalBytes === 0 ? 100 : (s.bytesDone / s.totalBytes) * 100;
+  const left = s.totalBytes - s.bytesDone;
+  const eta = left === 0
+    ? 0
+    : s.downloadRate > 0
+    ? left / s.downloadRate
+    : Infinity;
+  const text =
+    `${percent.toFixed(1)}% ${formatBytes(s.bytesDone)}/${
+      formatBytes(s.totalBytes)
+    }` +
+    `  down ${formatRate(s.downloadRate)}  up ${formatRate(s.uploadRate)}` +
+    `  peers ${s.peers}/${s.knownPeers}  ETA ${formatDuration(eta)}`;
+  return text.length > width ? text.slice(0, width) : text;
+}
+
+function columns(): number {
+  try {
+    return Deno.consoleSize().columns - 1;
+  } catch {
+    return 79;
+  }
+}

@@ -1,0 +1,221 @@
+// The client's settings: embedded defaults, a JSON file that overrides them
+// (every key checked for name, type and range), and CLI flags on top.
+
+export interface Config {
+  downloadDir: string;
+  listenPort: number;
+  maxPeers: number;
+  maxHalfOpen: number;
+  maxRequestsPerPeer: number;
+  pipelineSeconds: number;
+  maxPieceMemoryMiB: number;
+  connectTimeoutSeconds: number;
+  peerIdleSeconds: number;
+  snubSeconds: number;
+  reconnectBaseSeconds: number;
+  trackerTimeoutSeconds: number;
+  udpTrackerRetries: number;
+  numWant: number;
+  minReannounceSeconds: number;
+  resumeSaveSeconds: number;
+  logIntervalSeconds: number;
+}
+
+interface KeySpec {
+  min: number;
+  max: number;
+  integer: boolean;
+  doc: string;
+}
+
+export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
+  downloadDir: "downloads",
+  listenPort: 6881,
+  maxPeers: 50,
+  maxHalfOpen: 8,
+  maxRequestsPerPeer: 250,
+  pipelineSeconds: 2,
+  maxPieceMemoryMiB: 64,
+  connectTimeoutSeconds: 5,
+  peerIdleSeconds: 120,
+  snubSeconds: 30,
+  reconnectBaseSeconds: 15,
+  trackerTimeoutSeconds: 15,
+  udpTrackerRetries: 2,
+  numWant: 80,
+  minReannounceSeconds: 30,
+  resumeSaveSeconds: 30,
+  logIntervalSeconds: 5,
+});
+
+/** Numeric keys: range and meaning (README and config.example.json follow these). */
+export const NUMERIC_KEYS: Record<
+  Exclude<keyof Config, "downloadDir">,
+  KeySpec
+> = {
+  listenPort: {
+    min: 0,
+    max: 65535,
+    integer: true,
+    doc: "TCP port for incoming peers (0: any free port)",
+  },
+  maxPeers: {
+    min: 1,
+    max: 1000,
+    integer: true,
+    doc: "most peer connections at once",
+  },
+  maxHalfOpen: {
+    min: 1,
+    max: 100,
+    integer: true,
+    doc: "most connection attempts in progress at once",
+  },
+  maxRequestsPerPeer: {
+    min: 1,
+    max: 2000,
+    integer: true,
+    doc: "most block requests in flight to one peer",
+  },
+  pipelineSeconds: {
+    min: 0.1,
+    max: 30,
+    integer: false,
+    doc: "seconds of a peer's rate kept in flight as requests",
+  },
+  maxPieceMemoryMiB: {
+    min: 1,
+    max: 4096,
+    integer: false,
+    doc: "memory for pieces being downloaded (the in-flight bound)",
+  },
+  connectTimeoutSeconds: {
+    min: 0.1,
+    max: 300,
+    integer: false,
+    doc: "time allowed for a TCP connect plus handshake",
+  },
+  peerIdleSeconds: {
+    min: 5,
+    max: 3600,
+    integer: false,
+    doc: "drop a peer that sends nothing for this long",
+  },
+  snubSeconds: {
+    min: 1,
+    max: 600,
+    integer: false,
+    doc:
+      "a peer that sends no block for this long with requests pending is snubbed",
+  },
+  reconnectBaseSeconds: {
+    min: 0,
+    max: 3600,
+    integer: false,
+    doc: "first wait before redialing a closed peer; doubles per failure",
+  },
+  trackerTimeoutSeconds: {
+    min: 0.1,
+    max: 300,
+    integer: false,
+    doc: "HTTP tracker timeout, and first UDP retransmit wait (BEP 15 uses 15)",
+  },
+  udpTrackerRetries: {
+    min: 0,
+    max: 8,
+    integer: true,
+    doc: "UDP tracker retransmissions, each waiting twice as long",
+  },
+  numWant: {
+    min: 0,
+    max: 1000,
+    integer: true,
+    doc: "peers asked of a tracker per announce",
+  },
+  minReannounceSeconds: {
+    min: 1,
+    max: 86400,
+    integer: false,
+    doc: "earliest re-announce when short of peers",
+  },
+  resumeSaveSeconds: {
+    min: 1,
+    max: 86400,
+    integer: false,
+    doc: "how often the resume file is saved",
+  },
+  logIntervalSeconds: {
+    min: 0.5,
+    max: 3600,
+    integer: false,
+    doc: "seconds between progress lines when not on a terminal",
+  },
+};
+
+/** A config file or flag that cannot be used; the message names it. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Reads a JSON config file over the defaults; `source` names it in errors. */
+export function parseConfig(text: string, source: string): Config {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(
+      `${source}: not valid JSON (${e instanceof Error ? e.message : e})`,
+    );
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new ConfigError(`${source}: must hold a JSON object`);
+  }
+  return applyOverrides(
+    { ...DEFAULT_CONFIG },
+    data as Record<string, unknown>,
+    source,
+  );
+}
+
+/** Checks and applies key/value overrides (from a file or from flags). */
+export function applyOverrides(
+  base: Config,
+  overrides: Record<string, unknown>,
+  source: string,
+): Config {
+  const result = { ...base };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (key.startsWith("//") || key === "$comment") continue; // documentation keys
+    if (key === "downloadDir") {
+      if (typeof value !== "string" || value.trim() === "") {
+        throw new ConfigError(
+          `${source}: downloadDir must be a non-empty string`,
+        );
+      }
+      result.downloadDir = value;
+      continue;
+    }
+    if (!(key in NUMERIC_KEYS)) {
+      throw new ConfigError(`${source}: unknown key "${key}"`);
+    }
+    const name = key as keyof typeof NUMERIC_KEYS;
+    const spec = NUMERIC_KEYS[name];
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      throw new ConfigError(
+        `${source}: ${key} must be a number, not ${JSON.stringify(value)}`,
+      );
+    }
+    if (spec.integer && !Number.isInteger(value)) {
+      throw new ConfigError(
+        `${source}: ${key} must be a whole number, not ${value}`,
+      );
+    }
+    if (value < spec.min || value > spec.max) {
+      throw new ConfigError(
+        `${source}: ${key} is ${value}, not between ${spec.min} and ${spec.max}`,
+      );
+    }
+    result[name] = value;
+  }
+  return result;
+}

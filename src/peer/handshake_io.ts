@@ -1,0 +1,94 @@
+// Opening a peer connection: dial or accept, exchange BEP 3 handshakes, and
+// check the info-hash, all bounded by one timeout.
+
+import {
+  decodeHandshake,
+  encodeHandshake,
+  type Handshake,
+  HANDSHAKE_LENGTH,
+  WireError,
+} from "../wire/handshake.ts";
+
+export interface OpenedPeer {
+  conn: Deno.TcpConn;
+  remote: Handshake;
+  /** Bytes that followed the handshake in the same reads. */
+  leftover: Uint8Array;
+}
+
+/** Dials host:port and handshakes for `ours.infoHash`. */
+export async function dialPeer(
+  host: string,
+  port: number,
+  ours: Handshake,
+  timeoutMs: number,
+): Promise<OpenedPeer> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const conn = await Deno.connect({ hostname: host, port, signal });
+  try {
+    await writeAll(conn, encodeHandshake(ours));
+    const { remote, leftover } = await readHandshake(conn, timeoutMs);
+    if (!sameBytes(remote.infoHash, ours.infoHash)) {
+      throw new WireError("peer answered with another info-hash");
+    }
+    return { conn, remote, leftover };
+  } catch (e) {
+    conn.close();
+    throw e;
+  }
+}
+
+/** Reads the remote handshake of an accepted connection. */
+export async function readHandshake(
+  conn: Deno.Conn,
+  timeoutMs: number,
+): Promise<{ remote: Handshake; leftover: Uint8Array }> {
+  const buf = new Uint8Array(HANDSHAKE_LENGTH + 4096);
+  let have = 0;
+  const timer = setTimeout(() => {
+    try {
+      conn.close();
+    } catch { /* already closed by the reader's failure */ }
+  }, timeoutMs);
+  try {
+    while (have < HANDSHAKE_LENGTH) {
+      const n = await conn.read(buf.subarray(have));
+      if (n === null) {
+        throw new WireError("peer closed the connection during the handshake");
+      }
+      have += n;
+      // Fail fast on a non-BitTorrent greeting instead of waiting for 68 bytes.
+      if (have >= 1 && buf[0] !== 19) {
+        throw new WireError("peer did not send a BitTorrent handshake");
+      }
+    }
+  } catch (e) {
+    if (
+      e instanceof Deno.errors.BadResource ||
+      e instanceof Deno.errors.Interrupted
+    ) {
+      throw new WireError("handshake timed out");
+    }
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+  return {
+    remote: decodeHandshake(buf),
+    leftover: buf.slice(HANDSHAKE_LENGTH, have),
+  };
+}
+
+export async function writeAll(
+  conn: Deno.Conn,
+  data: Uint8Array,
+): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await conn.write(data.subarray(off));
+}
+
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,152 @@
+// Positional file I/O for one torrent. Verified pieces are written with
+// pwrite at their offsets (node:fs: Deno.FsFile has no positional I/O), and
+// pieces are read back the same way for checks and uploads. Files open lazily
+// and stay open until close().
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Metainfo } from "../metainfo/metainfo.ts";
+import { pieceSpans } from "./layout.ts";
+
+/** A disk problem that stops the torrent; the message names the file. */
+export class StorageError extends Error {
+  override name = "StorageError";
+}
+
+export class PieceStore {
+  /** Absolute path of each file of the torrent. */
+  readonly paths: string[];
+  private fds: (number | undefined)[];
+
+  constructor(readonly meta: Metainfo, readonly root: string) {
+    const base = meta.multiFile ? path.join(root, meta.name) : root;
+    this.paths = meta.files.map((f) => path.join(base, ...f.path));
+    this.fds = new Array(meta.files.length);
+  }
+
+  /** Creates folders and empty files, so a finished download has every file. */
+  prepare(): void {
+    this.meta.files.forEach((f, i) => {
+      if (f.padding) return;
+      const p = this.paths[i];
+      this.guard(p, () => {
+        fs.mkdirSync(path.dirname(p), { recursive: true });
+        if (f.length === 0) fs.closeSync(fs.openSync(p, "a"));
+      });
+    });
+  }
+
+  /** Writes a verified piece at its offsets across file boundaries. */
+  writePiece(piece: number, data: Uint8Array): void {
+    for (const span of pieceSpans(this.meta, piece)) {
+      if (this.meta.files[span.file].padding) continue;
+      const fd = this.open(span.file, true)!;
+      const p = this.paths[span.file];
+      this.guard(p, () => {
+        let done = 0;
+        while (done < span.length) {
+          done += fs.writeSync(
+            fd,
+            data,
+            span.pieceOffset + done,
+            span.length - done,
+            span.fileOffset + done,
+          );
+        }
+      });
+    }
+  }
+
+  /**
+   * Reads a piece into `out`; false when some file is missing or too short
+   * (the piece cannot be on disk then).
+   */
+  readPiece(piece: number, out: Uint8Array): boolean {
+    for (const span of pieceSpans(this.meta, piece)) {
+      const target = out.subarray(
+        span.pieceOffset,
+        span.pieceOffset + span.length,
+      );
+      if (this.meta.files[span.file].padding) {
+        target.fill(0);
+        continue;
+      }
+      const fd = this.open(span.file, false);
+      if (fd === undefined) return false;
+      const got = this.guard(this.paths[span.file], () => {
+        let done = 0;
+        while (done < span.length) {
+          const n = fs.readSync(
+            fd,
+            target,
+            done,
+            span.length - done,
+            span.fileOffset + done,
+          );
+          if (n === 0) break;
+          done += n;
+        }
+        return done;
+      });
+      if (got < span.length) return false;
+    }
+    return true;
+  }
+
+  /** Size and mtime of each file on disk, or null for a missing one. */
+  fileStats(): ({ size: number; mtimeMs: number } | null)[] {
+    return this.paths.map((p, i) => {
+      if (this.meta.files[i].padding) return { size: 0, mtimeMs: 0 };
+      try {
+        const st = fs.statSync(p);
+        return { size: st.size, mtimeMs: st.mtimeMs };
+      } catch {
+        return null;
+      }
+    });
+  }
+
+  /** Flushes written data to disk so a crash after this loses nothing verified. */
+  sync(): void {
+    this.fds.forEach((fd, i) => {
+      if (fd !== undefined) {
+        this.guard(this.paths[i], () => fs.fdatasyncSync(fd));
+      }
+    });
+  }
+
+  close(): void {
+    this.fds.forEach((fd, i) => {
+      if (fd !== undefined) {
+        try {
+          fs.closeSync(fd);
+        } catch { /* closing twice or a vanished fd: nothing to save */ }
+      }
+      this.fds[i] = undefined;
+    });
+  }
+
+  /** Opens a file; for reading, a missing file gives undefined. */
+  private open(file: number, forWrite: boolean): number | undefined {
+    const cached = this.fds[file];
+    if (cached !== undefined) return cached;
+    const p = this.paths[file];
+    if (!forWrite && !fs.existsSync(p)) return undefined;
+    const fd = this.guard(p, () => {
+      fs.mkdirSync(path.dirname(p), { recursive: true });
+      // O_RDWR|O_CREAT without O_TRUNC: data already there is kept.
+      return fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    });
+    this.fds[file] = fd;
+    return fd;
+  }
+
+  private guard<T>(file: string, action: () => T): T {
+    try {
+      return action();
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new StorageError(`cannot use ${file}: ${why}`);
+    }
+  }
+}

@@ -1,0 +1,37 @@
+// Compact peer lists: BEP 23 (IPv4, 6 bytes a peer) and BEP 7 (IPv6, 18 bytes
+// a peer), also used by BEP 15 announce replies. Address and port are in
+// network byte order. Peers with port 0 cannot be dialled and are dropped.
+
+import { formatIPv4, formatIPv6 } from "./ip_address.ts";
+import type { PeerAddress } from "./types.ts";
+
+/** Peers from 6-byte entries; undefined if the length is not a multiple of 6. */
+export function parseCompactPeers4(
+  bytes: Uint8Array,
+): PeerAddress[] | undefined {
+  return parseEntries(bytes, 4, formatIPv4);
+}
+
+/** Peers from 18-byte entries; undefined if the length is not a multiple of 18. */
+export function parseCompactPeers6(
+  bytes: Uint8Array,
+): PeerAddress[] | undefined {
+  return parseEntries(bytes, 16, formatIPv6);
+}
+
+function parseEntries(
+  bytes: Uint8Array,
+  addressLength: number,
+  format: (address: Uint8Array) => string,
+): PeerAddress[] | undefined {
+  const entry = addressLength + 2;
+  if (bytes.length % entry !== 0) return undefined;
+  const peers: PeerAddress[] = [];
+  for (let at = 0; at < bytes.length; at += entry) {
+    const port = (bytes[at + addressLength] << 8) |
+      bytes[at + addressLength + 1];
+    if (port === 0) continue;
+    peers.push({ host: format(bytes.subarray(at, at + addressLength)), port });
+  }
+  return peers;
+}

@@ -1,0 +1,45 @@
+// Types shared by the HTTP (BEP 3) and UDP (BEP 15) announce clients and the
+// BEP 12 announcer.
+
+/** A peer as a tracker reported it. */
+export interface PeerAddress {
+  /** IPv4 dotted quad or IPv6 text; a v4-mapped IPv6 address is given as IPv4. */
+  host: string;
+  port: number;
+}
+
+/** BEP 3: "started", "completed" and "stopped"; "none" for a regular announce. */
+export type AnnounceEvent = "started" | "completed" | "stopped" | "none";
+
+export interface AnnounceRequest {
+  infoHash: Uint8Array; // 20 bytes
+  peerId: Uint8Array; // 20 bytes
+  port: number;
+  uploaded: number;
+  downloaded: number;
+  left: number;
+  event: AnnounceEvent;
+  numWant: number;
+  /** Random uint32 chosen once per session, so the tracker knows us when our IP changes. */
+  key: number;
+}
+
+export interface AnnounceResponse {
+  peers: PeerAddress[];
+  /** Seconds until the next regular announce. */
+  interval: number;
+  /** Seconds the tracker wants at least between announces. */
+  minInterval?: number;
+  warning?: string;
+  /** Opaque id to send back as `trackerid` (HTTP only); bytes as latin1. */
+  trackerId?: string;
+  /** Seeders. */
+  complete?: number;
+  /** Leechers. */
+  incomplete?: number;
+}
+
+/** An announce that failed; the message is one line and names the tracker URL. */
+export class TrackerError extends Error {
+  override name = "TrackerError";
+}

@@ -1,0 +1,99 @@
+// Peer-wire message ids and encoders (BEP 3; BEP 6 fast extension ids are
+// recognised on receipt). Encoders append to an OutBuffer so that a burst of
+// requests becomes one socket write.
+
+export const MessageId = {
+  Choke: 0,
+  Unchoke: 1,
+  Interested: 2,
+  NotInterested: 3,
+  Have: 4,
+  Bitfield: 5,
+  Request: 6,
+  Piece: 7,
+  Cancel: 8,
+  Port: 9,
+  Suggest: 13,
+  HaveAll: 14,
+  HaveNone: 15,
+  Reject: 16,
+  AllowedFast: 17,
+  Extended: 20,
+} as const;
+
+/** A growable byte buffer that messages are appended to before one write. */
+export class OutBuffer {
+  bytes: Uint8Array;
+  length = 0;
+  private view: DataView;
+
+  constructor(capacity = 16 * 1024) {
+    this.bytes = new Uint8Array(capacity);
+    this.view = new DataView(this.bytes.buffer);
+  }
+
+  /** Takes the pending bytes out, leaving the buffer empty. */
+  take(): Uint8Array {
+    const out = this.bytes.slice(0, this.length);
+    this.length = 0;
+    return out;
+  }
+
+  private reserve(n: number): number {
+    if (this.length + n > this.bytes.length) {
+      const grown = new Uint8Array(
+        Math.max(this.bytes.length * 2, this.length + n),
+      );
+      grown.set(this.bytes.subarray(0, this.length));
+      this.bytes = grown;
+      this.view = new DataView(grown.buffer);
+    }
+    const at = this.length;
+    this.length += n;
+    return at;
+  }
+
+  keepAlive(): void {
+    this.view.setUint32(this.reserve(4), 0);
+  }
+
+  /** choke, unchoke, interested, not interested, have all, have none */
+  simple(id: number): void {
+    const at = this.reserve(5);
+    this.view.setUint32(at, 1);
+    this.bytes[at + 4] = id;
+  }
+
+  have(index: number): void {
+    const at = this.reserve(9);
+    this.view.setUint32(at, 5);
+    this.bytes[at + 4] = MessageId.Have;
+    this.view.setUint32(at + 5, index);
+  }
+
+  bitfield(bits: Uint8Array): void {
+    const at = this.reserve(5 + bits.length);
+    this.view.setUint32(at, 1 + bits.length);
+    this.bytes[at + 4] = MessageId.Bitfield;
+    this.bytes.set(bits, at + 5);
+  }
+
+  /** request, cancel (and BEP 6 reject): <id><index><begin><length> */
+  blockMessage(id: number, index: number, begin: number, length: number): void {
+    const at = this.reserve(17);
+    this.view.setUint32(at, 13);
+    this.bytes[at + 4] = id;
+    this.view.setUint32(at + 5, index);
+    this.view.setUint32(at + 9, begin);
+    this.view.setUint32(at + 13, length);
+  }
+
+  piece(index: number, begin: number, block: Uint8Array): void {
+    const at = this.reserve(13 + block.length);
+    this.view.setUint32(at, 9 + block.length);
+    this.bytes[at + 4] = MessageId.Piece;
+    this.view.setUint32(at + 5, index);
+    this.view.setUint32(at + 9, begin);
+    this.bytes.set(block, at + 13);
+  }
+}

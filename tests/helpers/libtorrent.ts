@@ -1,0 +1,127 @@
+// libtorrent 2.0 (Debian's python3-libtorrent) as a seeder or leecher on 127.0.0.1, through
+// lt_peer.py: TCP only, plaintext handshakes, no DHT/LSD/UPnP/NAT-PMP.
+
+import { DEBIAN_PYTHON } from "./mktorrent.ts";
+import { ExternalProcess } from "./process.ts";
+
+export const LT_PEER_SCRIPT = new URL("./lt_peer.py", import.meta.url).pathname;
+
+export interface LibtorrentSeederOptions {
+  torrent: string;
+  /** The folder holding the payload (libtorrent's save_path). */
+  dataDir: string;
+  /** Listen port; 0 or absent lets the OS pick (no race with other tests). */
+  port?: number;
+  /** Peers to dial, "127.0.0.1:PORT". */
+  connect?: string[];
+  lifetimeSec?: number;
+}
+
+export interface LibtorrentSeeder {
+  port: number;
+  process: ExternalProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts seeding and resolves once libtorrent has checked the files and is seeding. */
+export async function startLibtorrentSeeder(
+  options: LibtorrentSeederOptions,
+): Promise<LibtorrentSeeder> {
+  const lifetimeSec = options.lifetimeSec ?? 300;
+  const process = ExternalProcess.spawn({
+    name: "libtorrent seeder",
+    cmd: DEBIAN_PYTHON,
+    args: libtorrentPeerArgs({
+      mode: "seed",
+      torrent: options.torrent,
+      savePath: options.dataDir,
+      port: options.port ?? 0,
+      connect: options.connect ?? [],
+      timeoutSec: lifetimeSec,
+    }),
+    lifetimeSec: lifetimeSec + 5,
+  });
+  try {
+    // the check of a 1 GiB payload from the page cache takes a few seconds
+    const [, port] = await process.waitForLine(/^READY (\d+)$/, 120_000);
+    return {
+      port: Number(port),
+      process,
+      stop: async () => {
+        await process.stop();
+      },
+    };
+  } catch (error) {
+    await process.stop();
+    throw error;
+  }
+}
+
+export interface LibtorrentLeecherOptions {
+  torrent: string;
+  saveDir: string;
+  /** Peers to dial directly, "127.0.0.1:PORT"; the torrent's trackers are used as well. */
+  connect: string[];
+  timeoutSec: number;
+  port?: number;
+}
+
+/** Downloads to saveDir and resolves with libtorrent's own timing (add_torrent to complete). */
+export async function runLibtorrentLeecher(
+  options: LibtorrentLeecherOptions,
+): Promise<{ seconds: number }> {
+  const process = ExternalProcess.spawn({
+    name: "libtorrent leecher",
+    cmd: DEBIAN_PYTHON,
+    args: libtorrentLeecherArgs(options),
+    lifetimeSec: options.timeoutSec + 15,
+  });
+  try {
+    const [, seconds] = await process.waitForLine(
+      /^DONE ([\d.]+)$/,
+      (options.timeoutSec + 5) * 1000,
+    );
+    await process.succeeded();
+    return { seconds: Number(seconds) };
+  } finally {
+    await process.stop();
+  }
+}
+
+/** Arguments for DEBIAN_PYTHON that run a leecher: for callers that spawn it themselves. */
+export function libtorrentLeecherArgs(
+  options: LibtorrentLeecherOptions,
+): string[] {
+  return libtorrentPeerArgs({
+    mode: "leech",
+    torrent: options.torrent,
+    savePath: options.saveDir,
+    port: options.port ?? 0,
+    connect: options.connect,
+    timeoutSec: options.timeoutSec,
+  });
+}
+
+function libtorrentPeerArgs(peer: {
+  mode: "seed" | "leech";
+  torrent: string;
+  savePath: string;
+  port: number;
+  connect: string[];
+  timeoutSec: number;
+}): string[] {
+  return [
+    LT_PEER_SCRIPT,
+    "--mode",
+    peer.mode,
+    "--torrent",
+    peer.torrent,
+    "--save-path",
+    peer.savePath,
+    "--port",
+    String(peer.port),
+    "--timeout",
+    String(peer.timeoutSec),
+    ...peer.connect.flatMap((address) => ["--connect", address]),
+  ];
+}
