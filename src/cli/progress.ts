@@ -46,7 +46,7 @@ export class ProgressView {
   stop(final?: TorrentStats): void {
     clearInterval(this.timer);
     this.timer = undefined;
-    if (final) this.show(final);
+    if (final && this.mode !== "quiet") this.show(final);
     if (this.mode === "terminal" && this.lastLine) this.write("\n");
     this.lastLine = "";
   }

@@ -5,11 +5,12 @@
 
 import { announceToTracker } from "./announce.ts";
 import { UdpConnectionCache } from "./udp.ts";
-import type {
-  AnnounceEvent,
-  AnnounceRequest,
-  AnnounceResponse,
-  PeerAddress,
+import {
+  type AnnounceEvent,
+  type AnnounceRequest,
+  type AnnounceResponse,
+  type PeerAddress,
+  TrackerError,
 } from "./types.ts";
 
 export interface AnnouncerOptions {
@@ -107,7 +108,13 @@ export class Announcer {
     const url = this.#lastWorking;
     if (url === undefined) return;
     const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new TrackerError(`tracker ${url}: no reply within ${timeoutMs} ms`),
+        ),
+      timeoutMs,
+    );
     try {
       await announceToTracker(url, this.#request("stopped"), {
         timeoutMs: Math.min(this.#opts.timeoutMs, timeoutMs),

@@ -93,8 +93,7 @@ async function resolve(
 ): Promise<string> {
   if (isIP(hostname)) return hostname;
   const { promise: aborted, reject } = Promise.withResolvers<never>();
-  const onAbort = () =>
-    reject(new TrackerError(`tracker ${url}: announce cancelled`));
+  const onAbort = () => reject(cancelledError(url, signal));
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
     if (signal?.aborted) onAbort();
@@ -225,7 +224,9 @@ class UdpTrackerSession {
     waitMs: number,
   ): Promise<Uint8Array | undefined> {
     if (this.#failure) return Promise.reject(this.#failure);
-    if (this.opts.signal?.aborted) return Promise.reject(this.#cancelled());
+    if (this.opts.signal?.aborted) {
+      return Promise.reject(cancelledError(this.url, this.opts.signal));
+    }
     const { promise, resolve, reject } = Promise.withResolvers<
       Uint8Array | undefined
     >();
@@ -250,11 +251,15 @@ class UdpTrackerSession {
     this.#waiter?.reject(this.#failure);
   }
 
-  readonly #onAbort = () => this.#waiter?.reject(this.#cancelled());
+  readonly #onAbort = () =>
+    this.#waiter?.reject(cancelledError(this.url, this.opts.signal));
+}
 
-  #cancelled(): TrackerError {
-    return new TrackerError(`tracker ${this.url}: announce cancelled`);
-  }
+/** The caller's abort reason when it is a TrackerError (a deadline), else "cancelled". */
+function cancelledError(url: string, signal?: AbortSignal): TrackerError {
+  const reason = signal?.reason;
+  if (reason instanceof TrackerError) return reason;
+  return new TrackerError(`tracker ${url}: announce cancelled`);
 }
 
 function randomUint32(): number {

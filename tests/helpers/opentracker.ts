@@ -12,7 +12,9 @@ export interface RunningOpentracker {
 const LIFETIME_SECONDS = 300;
 const STARTUP_TIMEOUT_MS = 5000;
 
-export async function startOpentracker(infoHashesHex: string[]): Promise<RunningOpentracker> {
+export async function startOpentracker(
+  infoHashesHex: string[],
+): Promise<RunningOpentracker> {
   const binary = await findOnPath("opentracker");
   if (!binary) {
     throw new Error(
@@ -23,7 +25,10 @@ export async function startOpentracker(infoHashesHex: string[]): Promise<Running
   // Read after the chroot, possibly as `nobody`.
   await Deno.chmod(dir, 0o755);
   const whitelist = `${dir}/whitelist.txt`;
-  await Deno.writeTextFile(whitelist, infoHashesHex.map((h) => h.toLowerCase() + "\n").join(""));
+  await Deno.writeTextFile(
+    whitelist,
+    infoHashesHex.map((h) => h.toLowerCase() + "\n").join(""),
+  );
   await Deno.chmod(whitelist, 0o644);
 
   const port = freeTcpPort();
@@ -82,14 +87,21 @@ function freeTcpPort(): number {
 }
 
 /** Resolves once the port accepts a TCP connection; fails if the process exits first. */
-async function waitForTcp(port: number, exited: Promise<Deno.CommandOutput>): Promise<void> {
+async function waitForTcp(
+  port: number,
+  exited: Promise<Deno.CommandOutput>,
+): Promise<void> {
   let exit: Deno.CommandOutput | undefined;
   exited.then((out) => exit = out, () => {});
   const deadline = performance.now() + STARTUP_TIMEOUT_MS;
   while (performance.now() < deadline) {
     if (exit) {
-      const why = new TextDecoder().decode(exit.stderr).trim().split("\n").at(-1);
-      throw new Error(`opentracker exited with code ${exit.code} at startup: ${why}`);
+      const why = new TextDecoder().decode(exit.stderr).trim().split("\n").at(
+        -1,
+      );
+      throw new Error(
+        `opentracker exited with code ${exit.code} at startup: ${why}`,
+      );
     }
     try {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -99,5 +111,7 @@ async function waitForTcp(port: number, exited: Promise<Deno.CommandOutput>): Pr
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
-  throw new Error(`opentracker did not accept TCP on 127.0.0.1:${port} within ${STARTUP_TIMEOUT_MS} ms`);
+  throw new Error(
+    `opentracker did not accept TCP on 127.0.0.1:${port} within ${STARTUP_TIMEOUT_MS} ms`,
+  );
 }

@@ -24,7 +24,11 @@ function hexBytes(hex: string): Uint8Array {
   return Uint8Array.from(hex.match(/../g)!, (h) => parseInt(h, 16));
 }
 
-function request(hashHex: string, port: number, event: AnnounceEvent): AnnounceRequest {
+function request(
+  hashHex: string,
+  port: number,
+  event: AnnounceEvent,
+): AnnounceRequest {
   return {
     infoHash: hexBytes(hashHex),
     peerId: new TextEncoder().encode(`-XX0001-peer${port}xxx`.slice(0, 20)),
@@ -50,9 +54,15 @@ async function twoPeersMeet(
   const a = await announce(request(hashHex, PORT_A, "started"));
   assert.ok(a.interval > 0);
   const b = await announce(request(hashHex, PORT_B, "started"));
-  assert.ok(hasPeer(b, PORT_A), `B's reply lacks A: ${JSON.stringify(b.peers)}`);
+  assert.ok(
+    hasPeer(b, PORT_A),
+    `B's reply lacks A: ${JSON.stringify(b.peers)}`,
+  );
   const aAgain = await announce(request(hashHex, PORT_A, "none"));
-  assert.ok(hasPeer(aAgain, PORT_B), `A's reply lacks B: ${JSON.stringify(aAgain.peers)}`);
+  assert.ok(
+    hasPeer(aAgain, PORT_B),
+    `A's reply lacks B: ${JSON.stringify(aAgain.peers)}`,
+  );
   await announce(request(hashHex, PORT_A, "stopped"));
   const bAgain = await announce(request(hashHex, PORT_B, "none"));
   assert.ok(!hasPeer(bAgain, PORT_A), `A is still listed after stopped`);
@@ -61,7 +71,10 @@ async function twoPeersMeet(
 Deno.test("opentracker over HTTP: two peers see each other, stopped removes one", async () => {
   const tracker = await startOpentracker([HTTP_HASH]);
   try {
-    await twoPeersMeet(HTTP_HASH, (req) => announceHttp(tracker.httpUrl, req, { timeoutMs: 5000 }));
+    await twoPeersMeet(
+      HTTP_HASH,
+      (req) => announceHttp(tracker.httpUrl, req, { timeoutMs: 5000 }),
+    );
   } finally {
     await tracker.stop();
   }
@@ -73,7 +86,12 @@ Deno.test("opentracker over UDP: two peers see each other, stopped removes one",
   try {
     await twoPeersMeet(
       UDP_HASH,
-      (req) => announceUdp(tracker.udpUrl, req, { timeoutMs: 1000, maxRetries: 2, connections }),
+      (req) =>
+        announceUdp(tracker.udpUrl, req, {
+          timeoutMs: 1000,
+          maxRetries: 2,
+          connections,
+        }),
     );
   } finally {
     await tracker.stop();
@@ -84,7 +102,9 @@ Deno.test("opentracker refuses an info-hash missing from its whitelist", async (
   const tracker = await startOpentracker([HTTP_HASH]);
   try {
     await assert.rejects(
-      announceHttp(tracker.httpUrl, request(UDP_HASH, PORT_A, "started"), { timeoutMs: 5000 }),
+      announceHttp(tracker.httpUrl, request(UDP_HASH, PORT_A, "started"), {
+        timeoutMs: 5000,
+      }),
       /refused the announce: .*not authorized/,
     );
   } finally {
@@ -94,14 +114,21 @@ Deno.test("opentracker refuses an info-hash missing from its whitelist", async (
 
 Deno.test("Announcer: falls through a dead UDP tier to opentracker and stops cleanly", async () => {
   const tracker = await startOpentracker([ANNOUNCER_HASH]);
-  const other = await announceHttp(tracker.httpUrl, request(ANNOUNCER_HASH, PORT_B, "started"), {
-    timeoutMs: 5000,
-  });
+  const other = await announceHttp(
+    tracker.httpUrl,
+    request(ANNOUNCER_HASH, PORT_B, "started"),
+    {
+      timeoutMs: 5000,
+    },
+  );
   assert.ok(other.interval > 0);
   const found: { peers: PeerAddress[]; source: string }[] = [];
   const { promise: gotPeers, resolve } = Promise.withResolvers<void>();
   const log: string[] = [];
-  const announcer = new Announcer([[deadUdpUrl()], [tracker.httpUrl, tracker.udpUrl]], {
+  const announcer = new Announcer([[deadUdpUrl()], [
+    tracker.httpUrl,
+    tracker.udpUrl,
+  ]], {
     infoHash: hexBytes(ANNOUNCER_HASH),
     peerId: new TextEncoder().encode("-XX0001-announcer123"),
     port: PORT_A,
@@ -119,14 +146,24 @@ Deno.test("Announcer: falls through a dead UDP tier to opentracker and stops cle
   try {
     announcer.start();
     await gotPeers;
-    assert.ok(found[0].peers.some((p) => p.port === PORT_B), JSON.stringify(found));
+    assert.ok(
+      found[0].peers.some((p) => p.port === PORT_B),
+      JSON.stringify(found),
+    );
     assert.ok([tracker.httpUrl, tracker.udpUrl].includes(found[0].source));
     assert.equal(log.length, 1, log.join("\n"));
     await announcer.stop(2000);
-    const after = await announceHttp(tracker.httpUrl, request(ANNOUNCER_HASH, PORT_B, "none"), {
-      timeoutMs: 5000,
-    });
-    assert.ok(!after.peers.some((p) => p.port === PORT_A), "stopped peer still listed");
+    const after = await announceHttp(
+      tracker.httpUrl,
+      request(ANNOUNCER_HASH, PORT_B, "none"),
+      {
+        timeoutMs: 5000,
+      },
+    );
+    assert.ok(
+      !after.peers.some((p) => p.port === PORT_A),
+      "stopped peer still listed",
+    );
   } finally {
     await announcer.stop(2000);
     await tracker.stop();

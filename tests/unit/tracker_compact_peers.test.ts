@@ -1,12 +1,30 @@
 import assert from "node:assert/strict";
-import { parseCompactPeers4, parseCompactPeers6 } from "../../src/tracker/compact_peers.ts";
+import {
+  parseCompactPeers4,
+  parseCompactPeers6,
+} from "../../src/tracker/compact_peers.ts";
 import { formatIPv6, normaliseIp } from "../../src/tracker/ip_address.ts";
 
 Deno.test("compact IPv4 peers: 6 bytes each, port big-endian, port 0 dropped", () => {
   const bytes = new Uint8Array([
-    192, 168, 24, 52, 0x07, 0xd1, // 192.168.24.52:2001
-    10, 0, 0, 1, 0, 0, // port 0: dropped
-    127, 0, 0, 1, 0x1a, 0xe1, // 127.0.0.1:6881
+    192,
+    168,
+    24,
+    52,
+    0x07,
+    0xd1, // 192.168.24.52:2001
+    10,
+    0,
+    0,
+    1,
+    0,
+    0, // port 0: dropped
+    127,
+    0,
+    0,
+    1,
+    0x1a,
+    0xe1, // 127.0.0.1:6881
   ]);
   assert.deepEqual(parseCompactPeers4(bytes), [
     { host: "192.168.24.52", port: 2001 },
@@ -39,10 +57,19 @@ Deno.test("IPv6 text is RFC 5952: lowercase, longest zero run compressed", () =>
   };
   assert.equal(formatIPv6(b([0, 0, 0, 0, 0, 0, 0, 1])), "::1");
   assert.equal(formatIPv6(b([0, 0, 0, 0, 0, 0, 0, 0])), "::");
-  assert.equal(formatIPv6(b([0x2001, 0xdb8, 0, 1, 0, 0, 0, 1])), "2001:db8:0:1::1");
-  assert.equal(formatIPv6(b([0x2001, 0xdb8, 0, 0, 1, 0, 0, 1])), "2001:db8::1:0:0:1");
+  assert.equal(
+    formatIPv6(b([0x2001, 0xdb8, 0, 1, 0, 0, 0, 1])),
+    "2001:db8:0:1::1",
+  );
+  assert.equal(
+    formatIPv6(b([0x2001, 0xdb8, 0, 0, 1, 0, 0, 1])),
+    "2001:db8::1:0:0:1",
+  );
   assert.equal(formatIPv6(b([0xfe80, 0, 0, 0, 0, 0, 0, 0])), "fe80::");
-  assert.equal(formatIPv6(b([1, 2, 3, 4, 5, 6, 7, 0xabcd])), "1:2:3:4:5:6:7:abcd");
+  assert.equal(
+    formatIPv6(b([1, 2, 3, 4, 5, 6, 7, 0xabcd])),
+    "1:2:3:4:5:6:7:abcd",
+  );
 });
 
 Deno.test("normaliseIp gives one spelling per address and rejects names", () => {

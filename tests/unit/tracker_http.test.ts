@@ -97,13 +97,20 @@ Deno.test("reply with peers6 (BEP 7) alongside or instead of peers", () => {
   const entry = new Uint8Array(18);
   entry[15] = 1;
   entry.set([0x1a, 0xe1], 16);
-  const both = encode({ interval: 60, peers: new Uint8Array([9, 9, 9, 9, 0, 80]), peers6: entry });
+  const both = encode({
+    interval: 60,
+    peers: new Uint8Array([9, 9, 9, 9, 0, 80]),
+    peers6: entry,
+  });
   assert.deepEqual(parseHttpAnnounceReply(both, URL_).peers, [
     { host: "9.9.9.9", port: 80 },
     { host: "::1", port: 6881 },
   ]);
   const only6 = encode({ interval: 60, peers6: entry });
-  assert.deepEqual(parseHttpAnnounceReply(only6, URL_).peers, [{ host: "::1", port: 6881 }]);
+  assert.deepEqual(parseHttpAnnounceReply(only6, URL_).peers, [{
+    host: "::1",
+    port: 6881,
+  }]);
 });
 
 Deno.test("failure reason, garbage and malformed replies are TrackerErrors", () => {
@@ -119,9 +126,22 @@ Deno.test("failure reason, garbage and malformed replies are TrackerErrors", () 
     [encode([1, 2]), /reply is a list, not a dictionary/],
     [encode({ peers: new Uint8Array(0) }), /interval is missing/],
     [encode({ interval: 60 }), /peers is missing/],
-    [encode({ interval: 60, peers: new Uint8Array(7) }), /peers is 7 bytes, not a multiple of 6/],
-    [encode({ interval: 60, peers: [{ ip: "1.2.3.4" }] }), /peers\[0\]\.port is missing/],
-    [encode({ interval: 60, peers: new Uint8Array(0), peers6: new Uint8Array(5) }), /peers6 is 5 bytes/],
+    [
+      encode({ interval: 60, peers: new Uint8Array(7) }),
+      /peers is 7 bytes, not a multiple of 6/,
+    ],
+    [
+      encode({ interval: 60, peers: [{ ip: "1.2.3.4" }] }),
+      /peers\[0\]\.port is missing/,
+    ],
+    [
+      encode({
+        interval: 60,
+        peers: new Uint8Array(0),
+        peers6: new Uint8Array(5),
+      }),
+      /peers6 is 5 bytes/,
+    ],
   ];
   for (const [body, pattern] of cases) {
     assert.throws(() => parseHttpAnnounceReply(body, URL_), (e: unknown) => {
@@ -139,10 +159,13 @@ function bencoded(value: Encodable): Response {
 /** A one-route HTTP server on 127.0.0.1; records each raw request URL. */
 function serve(handler: (url: string) => Response | Promise<Response>) {
   const seen: string[] = [];
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (req) => {
-    seen.push(req.url);
-    return handler(req.url);
-  });
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", onListen() {} },
+    (req) => {
+      seen.push(req.url);
+      return handler(req.url);
+    },
+  );
   return {
     url: `http://127.0.0.1:${server.addr.port}/announce`,
     seen,
@@ -152,10 +175,19 @@ function serve(handler: (url: string) => Response | Promise<Response>) {
 
 Deno.test("announceHttp gets peers from a tracker over HTTP", async () => {
   await using tracker = serve(() =>
-    bencoded({ interval: 120, peers: new Uint8Array([127, 0, 0, 1, 0x1a, 0xe2]) })
+    bencoded({
+      interval: 120,
+      peers: new Uint8Array([127, 0, 0, 1, 0x1a, 0xe2]),
+    })
   );
-  const res = await announceHttp(tracker.url, request(), { timeoutMs: 2000, trackerId: "abc" });
-  assert.deepEqual(res, { peers: [{ host: "127.0.0.1", port: 6882 }], interval: 120 });
+  const res = await announceHttp(tracker.url, request(), {
+    timeoutMs: 2000,
+    trackerId: "abc",
+  });
+  assert.deepEqual(res, {
+    peers: [{ host: "127.0.0.1", port: 6882 }],
+    interval: 120,
+  });
   assert.equal(tracker.seen.length, 1);
   assert.match(tracker.seen[0], /\?info_hash=%12%AB%FF%00A~%20-\._%00/);
   assert.match(tracker.seen[0], /&trackerid=abc$/);
@@ -173,7 +205,10 @@ Deno.test("announceHttp: HTTP 500, garbage body, oversized body, timeout, closed
     /reply is not bencode \(unexpected byte 0x3c at byte 0\)$/,
   );
   await using huge = serve(() => new Response(new Uint8Array(3 * 1024 * 1024)));
-  await rejectsWith(announceHttp(huge.url, request(), { timeoutMs: 2000 }), /larger than/);
+  await rejectsWith(
+    announceHttp(huge.url, request(), { timeoutMs: 2000 }),
+    /larger than/,
+  );
 
   const { promise: release, resolve } = Promise.withResolvers<void>();
   await using slow = serve(async () => {
@@ -181,7 +216,10 @@ Deno.test("announceHttp: HTTP 500, garbage body, oversized body, timeout, closed
     return bencoded({ interval: 1, peers: new Uint8Array(0) });
   });
   try {
-    await rejectsWith(announceHttp(slow.url, request(), { timeoutMs: 100 }), /no reply within 100 ms$/);
+    await rejectsWith(
+      announceHttp(slow.url, request(), { timeoutMs: 100 }),
+      /no reply within 100 ms$/,
+    );
   } finally {
     resolve();
   }
@@ -190,7 +228,9 @@ Deno.test("announceHttp: HTTP 500, garbage body, oversized body, timeout, closed
   const closedPort = listener.addr.port;
   listener.close();
   await rejectsWith(
-    announceHttp(`http://127.0.0.1:${closedPort}/announce`, request(), { timeoutMs: 2000 }),
+    announceHttp(`http://127.0.0.1:${closedPort}/announce`, request(), {
+      timeoutMs: 2000,
+    }),
     /^tracker http:\/\/127\.0\.0\.1:\d+\/announce: .*refused/i,
   );
 });
@@ -205,7 +245,10 @@ Deno.test("announceHttp stops when the caller's signal aborts", async () => {
   setTimeout(() => controller.abort(), 50);
   try {
     await rejectsWith(
-      announceHttp(slow.url, request(), { timeoutMs: 5000, signal: controller.signal }),
+      announceHttp(slow.url, request(), {
+        timeoutMs: 5000,
+        signal: controller.signal,
+      }),
       /announce cancelled$/,
     );
   } finally {

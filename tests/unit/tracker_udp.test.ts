@@ -31,8 +31,11 @@ type Reply = (bytes: Uint8Array) => void;
  * function; by default it answers like a correct BEP 15 tracker.
  */
 async function fakeTracker(
-  handle: (d: Datagram, reply: Reply, from: { address: string; port: number }) => void =
-    answerCorrectly,
+  handle: (
+    d: Datagram,
+    reply: Reply,
+    from: { address: string; port: number },
+  ) => void = answerCorrectly,
   family: "udp4" | "udp6" = "udp4",
 ) {
   const socket = dgram.createSocket(family);
@@ -41,7 +44,12 @@ async function fakeTracker(
   socket.on("message", (msg, rinfo) => {
     const bytes = new Uint8Array(msg);
     const view = new DataView(bytes.buffer);
-    const d = { bytes, view, action: view.getUint32(8), transactionId: view.getUint32(12) };
+    const d = {
+      bytes,
+      view,
+      action: view.getUint32(8),
+      transactionId: view.getUint32(12),
+    };
     received.push(d);
     if (d.action === 0) counts.connects++;
     if (d.action === 1) counts.announces++;
@@ -51,18 +59,36 @@ async function fakeTracker(
   await new Promise<void>((resolve) => socket.bind(0, host, resolve));
   const port = socket.address().port;
   return {
-    url: family === "udp4" ? `udp://127.0.0.1:${port}/announce` : `udp://[::1]:${port}/announce`,
+    url: family === "udp4"
+      ? `udp://127.0.0.1:${port}/announce`
+      : `udp://[::1]:${port}/announce`,
     port,
     counts,
     received,
-    [Symbol.asyncDispose]: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+    [Symbol.asyncDispose]: () =>
+      new Promise<void>((resolve) => socket.close(() => resolve())),
   };
 }
 
 function answerCorrectly(d: Datagram, reply: Reply): void {
   if (d.action === 0) reply(connectReply(d.transactionId, CONNECTION_ID));
   if (d.action === 1 && d.view.getBigUint64(0) === CONNECTION_ID) {
-    reply(announceReply(d.transactionId, [127, 0, 0, 1, 0x1a, 0xe2, 10, 0, 0, 2, 0, 0]));
+    reply(
+      announceReply(d.transactionId, [
+        127,
+        0,
+        0,
+        1,
+        0x1a,
+        0xe2,
+        10,
+        0,
+        0,
+        2,
+        0,
+        0,
+      ]),
+    );
   }
 }
 
@@ -98,7 +124,10 @@ function errorReply(transactionId: number, message: string): Uint8Array {
 
 Deno.test("UDP announce: connect, announce, parse peers and counts", async () => {
   await using tracker = await fakeTracker();
-  const res = await announceUdp(tracker.url, request, { timeoutMs: 1000, maxRetries: 0 });
+  const res = await announceUdp(tracker.url, request, {
+    timeoutMs: 1000,
+    maxRetries: 0,
+  });
   assert.deepEqual(res, {
     peers: [{ host: "127.0.0.1", port: 6882 }],
     interval: 900,
@@ -128,14 +157,21 @@ Deno.test("UDP announce ignores wrong transaction ids and other senders", async 
       reply(connectReply(d.transactionId + 1, 0xbadn)); // wrong transaction id
       reply(new Uint8Array([0, 0, 0])); // too short to carry one
       // Right transaction id from another address: must be ignored too.
-      intruder.send(connectReply(d.transactionId, 0xbadn), from.port, from.address);
+      intruder.send(
+        connectReply(d.transactionId, 0xbadn),
+        from.port,
+        from.address,
+      );
       setTimeout(() => answerCorrectly(d, reply), 30);
     } else {
       answerCorrectly(d, reply);
     }
   });
   try {
-    const res = await announceUdp(tracker.url, request, { timeoutMs: 1000, maxRetries: 0 });
+    const res = await announceUdp(tracker.url, request, {
+      timeoutMs: 1000,
+      maxRetries: 0,
+    });
     assert.equal(res.peers.length, 1);
     assert.deepEqual(tracker.counts, { connects: 1, announces: 1 });
     assert.equal(tracker.received[1].view.getBigUint64(0), CONNECTION_ID);
@@ -147,7 +183,9 @@ Deno.test("UDP announce ignores wrong transaction ids and other senders", async 
 Deno.test("UDP error action becomes a TrackerError with the tracker's message", async () => {
   await using tracker = await fakeTracker((d, reply) => {
     if (d.action === 0) reply(connectReply(d.transactionId, CONNECTION_ID));
-    else reply(errorReply(d.transactionId, "Requested download is not authorized."));
+    else {reply(
+        errorReply(d.transactionId, "Requested download is not authorized."),
+      );}
   });
   await assert.rejects(
     announceUdp(tracker.url, request, { timeoutMs: 1000, maxRetries: 0 }),
@@ -168,10 +206,16 @@ Deno.test("UDP announce resends a request whose reply did not come", async () =>
     if (dropped++ === 0) return; // the first connect request is lost
     answerCorrectly(d, reply);
   });
-  const res = await announceUdp(tracker.url, request, { timeoutMs: 50, maxRetries: 2 });
+  const res = await announceUdp(tracker.url, request, {
+    timeoutMs: 50,
+    maxRetries: 2,
+  });
   assert.equal(res.peers.length, 1);
   assert.equal(tracker.counts.connects, 2);
-  assert.equal(tracker.received[0].transactionId, tracker.received[1].transactionId);
+  assert.equal(
+    tracker.received[0].transactionId,
+    tracker.received[1].transactionId,
+  );
 });
 
 Deno.test("UDP announce gives up after maxRetries resends, waiting twice as long each time", async () => {
@@ -205,7 +249,10 @@ Deno.test("UDP tracker over IPv6 returns 18-byte peer entries", async () => {
     if (d.action === 0) reply(connectReply(d.transactionId, CONNECTION_ID));
     else reply(announceReply(d.transactionId, peer6));
   }, "udp6");
-  const res = await announceUdp(tracker.url, request, { timeoutMs: 1000, maxRetries: 0 });
+  const res = await announceUdp(tracker.url, request, {
+    timeoutMs: 1000,
+    maxRetries: 0,
+  });
   assert.deepEqual(res.peers, [{ host: "2001::7", port: 80 }]);
 });
 
@@ -219,14 +266,21 @@ Deno.test("UDP announce: malformed replies, bad URLs and cancellation", async ()
     /announce reply has 3 bytes of peers, not a multiple of 6$/,
   );
   await assert.rejects(
-    announceUdp("udp://127.0.0.1/announce", request, { timeoutMs: 1000, maxRetries: 0 }),
+    announceUdp("udp://127.0.0.1/announce", request, {
+      timeoutMs: 1000,
+      maxRetries: 0,
+    }),
     /has no port$/,
   );
   await using silent = await fakeTracker(() => {});
   const controller = new AbortController();
   setTimeout(() => controller.abort(), 30);
   await assert.rejects(
-    announceUdp(silent.url, request, { timeoutMs: 5000, maxRetries: 0, signal: controller.signal }),
+    announceUdp(silent.url, request, {
+      timeoutMs: 5000,
+      maxRetries: 0,
+      signal: controller.signal,
+    }),
     /announce cancelled$/,
   );
 });
