@@ -177,6 +177,14 @@ export class Torrent implements PeerOwner {
     this.adopt(opened, record);
   }
 
+  /** Addresses that sent us data, most first (complete once stop() has closed the peers). */
+  sources(): { address: string; bytes: number }[] {
+    return [...this.swarm.peers.values()]
+      .filter((p) => p.downloaded > 0)
+      .sort((a, b) => b.downloaded - a.downloaded)
+      .map((p) => ({ address: p.key, bytes: p.downloaded }));
+  }
+
   stats(): TorrentStats {
     return {
       piecesDone: this.have.count,
@@ -288,6 +296,7 @@ export class Torrent implements PeerOwner {
     const record = this.records.get(peer);
     this.records.delete(peer);
     if (record) {
+      record.downloaded += peer.downloaded;
       this.swarm.disconnected(
         record,
         performance.now(),

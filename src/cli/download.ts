@@ -94,6 +94,14 @@ export async function download(args: DownloadArgs): Promise<number> {
   view.stop(torrent.stats());
   await shutdown(torrent, session, signalled.remove);
   const seconds = (performance.now() - began) / 1000;
+  const sources = torrent.sources();
+  if (sources.length > 0) {
+    const shown = sources.slice(0, 8).map((s) =>
+      `${s.address} ${formatBytes(s.bytes)}`
+    );
+    if (sources.length > 8) shown.push(`and ${sources.length - 8} more`);
+    log(`received from: ${shown.join(", ")}`);
+  }
   if (code === ExitCode.Complete) {
     log(
       `complete: ${meta.name}, ${

@@ -14,6 +14,8 @@ export interface PeerRecord {
   connecting: boolean;
   failures: number;
   violations: number;
+  /** Payload bytes received from this address over all its connections. */
+  downloaded: number;
   nextDialAt: number;
   /** Never dial again this run (our own address, or a repeat offender). */
   excluded: boolean;
@@ -64,6 +66,7 @@ export class Swarm {
         connecting: false,
         failures: 0,
         violations: 0,
+        downloaded: 0,
         nextDialAt: 0,
         excluded: false,
       });

@@ -212,7 +212,9 @@ class UdpTrackerSession {
       this.#attempt++;
       if (this.#attempt > this.opts.maxRetries) {
         throw new TrackerError(
-          `tracker ${this.url}: no reply after ${this.#attempt} tries`,
+          `tracker ${this.url}: no reply after ${this.#attempt} ${
+            this.#attempt === 1 ? "try" : "tries"
+          }`,
         );
       }
     }

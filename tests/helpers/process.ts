@@ -176,8 +176,6 @@ function signal(pid: number, name: Deno.Signal): void {
     Deno.kill(pid, name);
   } catch (error) {
     // it may have exited between the check and the kill
-    if (
-      !(error instanceof Deno.errors.NotFound) && !(error instanceof TypeError)
-    ) throw error;
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
 }

@@ -107,7 +107,7 @@ Deno.test("announcer falls back from dead trackers to the next tier and logs eac
     assert.equal(log.length, 2, log.join("\n"));
     assert.match(
       log[0],
-      /^tracker udp:\/\/127\.0\.0\.1:\d+\/announce: no reply after 1 tries$/,
+      /^tracker udp:\/\/127\.0\.0\.1:\d+\/announce: no reply after 1 try$/,
     );
     assert.match(
       log[1],
