@@ -100,15 +100,14 @@ async function main(): Promise<void> {
   const timeoutSec = Math.max(120, Math.ceil(sizeMib / 5));
 
   const workDir = await Deno.makeTempDir({ prefix: "bench-download-" });
-  const cleanups: Array<() => Promise<void>> = [
-    () => Deno.remove(workDir, { recursive: true }),
-  ];
-  const cleanUp = async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) {
-      await cleanup().catch((error) => console.error(`cleanup: ${error}`));
-    }
+  const cleanups = new CleanupStack();
+  cleanups.push(() => removeTree(workDir));
+  let interrupted = false;
+  const onInterrupt = () => {
+    interrupted = true;
+    log("interrupted: stopping the clients and deleting the temp dir");
+    cleanups.run().finally(() => Deno.exit(130));
   };
-  const onInterrupt = () => cleanUp().finally(() => Deno.exit(130));
   Deno.addSignalListener("SIGINT", onInterrupt);
   try {
     log(`making a ${sizeMib} MiB payload in ${workDir}`);
@@ -140,15 +139,13 @@ async function main(): Promise<void> {
     for (let run = 1; run <= runs; run++) {
       for (const client of clients) {
         log(`run ${run}/${runs}: ${client}`);
-        const result = await measureDownload(
-          client,
-          swarm,
-          `${workDir}/${client}-${run}`,
-          {
-            sourceSha256,
-            timeoutSec,
-          },
-        );
+        const result = await measureDownload(client, swarm, {
+          saveDir: `${workDir}/${client}-${run}`,
+          sourceSha256,
+          timeoutSec,
+          cleanups,
+        });
+        if (interrupted) return;
         log(
           result.ok
             ? `  ${JSON.stringify(result.measurement)}`
@@ -159,7 +156,7 @@ async function main(): Promise<void> {
     }
     console.log(table(results, sizeMib, runs));
   } finally {
-    await cleanUp();
+    await cleanups.run();
     Deno.removeSignalListener("SIGINT", onInterrupt);
   }
 }
@@ -167,17 +164,26 @@ async function main(): Promise<void> {
 async function measureDownload(
   client: ClientName,
   swarm: Swarm,
-  saveDir: string,
-  expected: { sourceSha256: string; timeoutSec: number },
+  run: {
+    saveDir: string;
+    sourceSha256: string;
+    timeoutSec: number;
+    cleanups: CleanupStack;
+  },
 ): Promise<RunResult> {
+  const { saveDir } = run;
   await Deno.mkdir(saveDir, { recursive: true });
-  const [cmd, ...args] = commands[client](swarm, saveDir, expected.timeoutSec);
+  const [cmd, ...args] = commands[client](swarm, saveDir, run.timeoutSec);
   const measured = ExternalProcess.spawn({
     name: client,
     cmd: DEBIAN_PYTHON,
     args: [MEASURE_SCRIPT, cmd, ...args],
     cwd: REPO,
-    lifetimeSec: expected.timeoutSec + 10,
+    lifetimeSec: run.timeoutSec + 10,
+  });
+  const forget = run.cleanups.push(async () => {
+    await measured.stop();
+    await removeTree(saveDir);
   });
   try {
     const status = await measured.exited;
@@ -191,7 +197,7 @@ async function measureDownload(
     const sha256 = await sha256File(`${saveDir}/${PAYLOAD_NAME}`).catch(() =>
       "missing"
     );
-    if (sha256 !== expected.sourceSha256) {
+    if (sha256 !== run.sourceSha256) {
       return {
         ok: false,
         error: `${saveDir}/${PAYLOAD_NAME} is ${sha256}, not the source's data`,
@@ -199,8 +205,29 @@ async function measureDownload(
     }
     return { ok: true, measurement: JSON.parse(line) };
   } finally {
+    forget();
     await measured.stop();
-    await Deno.remove(saveDir, { recursive: true });
+    await removeTree(saveDir);
+  }
+}
+
+/** Undo steps run newest first, at the end or on Ctrl-C (children live in their own
+ * process groups, so the terminal's SIGINT does not reach them). */
+class CleanupStack {
+  #steps: Array<() => Promise<void>> = [];
+
+  /** Adds a step; the returned function drops it again once it has been done inline. */
+  push(step: () => Promise<void>): () => void {
+    this.#steps.push(step);
+    return () => {
+      this.#steps = this.#steps.filter((s) => s !== step);
+    };
+  }
+
+  async run(): Promise<void> {
+    for (const step of this.#steps.splice(0).reverse()) {
+      await step().catch((error) => console.error(`cleanup: ${error}`));
+    }
   }
 }
 
@@ -222,45 +249,62 @@ function table(
     });
   }
   const ours = medians.get("ours");
-  const rows = [
-    `Download of ${sizeMib} MiB (1 MiB pieces) from a libtorrent seeder on 127.0.0.1; ` +
-    `median of ${runs} run(s).`,
+  const row = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  const lines = [
+    `Download of ${sizeMib} MiB (1 MiB pieces) from a libtorrent seeder ` +
+    `on 127.0.0.1; median of ${runs} run(s).`,
     "",
-    "| client | wall s | MiB/s | CPU s | peak RSS MiB | ours ÷ this (MiB/s) | runs: wall s |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    row([
+      "client",
+      "wall s",
+      "MiB/s",
+      "CPU s",
+      "peak RSS MiB",
+      "ours ÷ this (MiB/s)",
+      "runs: wall s",
+    ]),
+    row(["---", "---:", "---:", "---:", "---:", "---:", "---"]),
   ];
   const failures: string[] = [];
   for (const [client, clientResults] of results) {
-    const m = medians.get(client);
     const runWalls = clientResults.map((r) =>
       r.ok ? r.measurement.wall_s.toFixed(2) : "failed"
-    );
+    ).join(", ");
     for (const result of clientResults) {
-      if (!result.ok) failures.push(`${client}: ${result.error}`);
+      if (!result.ok) failures.push(`- ${client}: ${result.error}`);
     }
+    const m = medians.get(client);
     if (!m) {
-      rows.push(`| ${client} | – | – | – | – | – | ${runWalls.join(", ")} |`);
+      lines.push(row([client, "–", "–", "–", "–", "–", runWalls]));
       continue;
     }
-    // equal sizes, so the ratio of speeds is the inverse ratio of wall times
-    const ratio = ours ? (m.wall_s / ours.wall_s).toFixed(2) : "–";
-    rows.push(
-      `| ${client} | ${m.wall_s.toFixed(2)} | ${
-        (sizeMib / m.wall_s).toFixed(0)
-      } | ` +
-        `${m.cpu_s.toFixed(2)} | ${m.max_rss_mib.toFixed(0)} | ${ratio} | ${
-          runWalls.join(", ")
-        } |`,
-    );
+    lines.push(row([
+      client,
+      m.wall_s.toFixed(2),
+      (sizeMib / m.wall_s).toFixed(0),
+      m.cpu_s.toFixed(2),
+      m.max_rss_mib.toFixed(0),
+      // equal sizes, so the ratio of speeds is the inverse ratio of wall times
+      ours ? (m.wall_s / ours.wall_s).toFixed(2) : "–",
+      runWalls,
+    ]));
   }
-  if (failures.length > 0) {
-    rows.push(
+  if (results.has("libtorrent")) {
+    lines.push(
       "",
-      "Failures:",
-      ...failures.map((f) => `- ${f}`),
+      "libtorrent 2.0 memory-maps the files it writes, so its peak RSS " +
+        "counts the payload's cached pages.",
     );
   }
-  return rows.join("\n");
+  if (failures.length > 0) lines.push("", "Failures:", ...failures);
+  return lines.join("\n");
+}
+
+/** Removes a folder tree; an interrupt may have removed it already. */
+async function removeTree(path: string): Promise<void> {
+  await Deno.remove(path, { recursive: true }).catch((error) => {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  });
 }
 
 function median(values: number[]): number {

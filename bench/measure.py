@@ -28,7 +28,8 @@ def main():
     exit_code = child.wait()
     wall_s = time.monotonic() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    print(json.dumps({
+    # on a line of its own even if the command's last output line was unterminated
+    print("\n" + json.dumps({
         "wall_s": round(wall_s, 3),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "max_rss_mib": round(usage.ru_maxrss / 1024, 1),  # ru_maxrss is in KiB on Linux

@@ -195,7 +195,7 @@ export function applyOverrides(
       result.downloadDir = value;
       continue;
     }
-    if (!(key in NUMERIC_KEYS)) {
+    if (!Object.hasOwn(NUMERIC_KEYS, key)) {
       throw new ConfigError(`${source}: unknown key "${key}"`);
     }
     const name = key as keyof typeof NUMERIC_KEYS;

@@ -59,6 +59,8 @@ export class Torrent implements PeerOwner {
   downloaded = 0;
   uploaded = 0;
   wasted = 0;
+  /** Bytes of the pieces not yet verified. */
+  private bytesLeft: number;
   private records = new Map<PeerConnection, PeerRecord>();
   private hashFailures = new Map<number, number>();
   private announcer: Announcer | null = null;
@@ -92,6 +94,10 @@ export class Torrent implements PeerOwner {
       Math.floor((c.maxPieceMemoryMiB * 2 ** 20) / meta.pieceLength),
     );
     this.picker = new PiecePicker(this.geometry, have, maxActive);
+    this.bytesLeft = 0;
+    for (let i = 0; i < meta.pieceCount; i++) {
+      if (!have.has(i)) this.bytesLeft += this.geometry.pieceSize(i);
+    }
     this.swarm = new Swarm({
       maxPeers: c.maxPeers,
       maxHalfOpen: c.maxHalfOpen,
@@ -138,7 +144,7 @@ export class Torrent implements PeerOwner {
         stats: () => ({
           uploaded: this.uploaded,
           downloaded: this.downloaded,
-          left: this.bytesLeft(),
+          left: this.bytesLeft,
         }),
         onPeers: (peers, source) => this.addPeers(peers, source),
         log: this.options.log,
@@ -189,7 +195,7 @@ export class Torrent implements PeerOwner {
     return {
       piecesDone: this.have.count,
       pieceCount: this.meta.pieceCount,
-      bytesDone: this.meta.totalLength - this.bytesLeft(),
+      bytesDone: this.meta.totalLength - this.bytesLeft,
       totalBytes: this.meta.totalLength,
       downloadRate: this.rateDown,
       uploadRate: this.rateUp,
@@ -390,6 +396,7 @@ export class Torrent implements PeerOwner {
       return this.fail(e);
     }
     this.picker.completed(piece);
+    this.bytesLeft -= piece.size;
     this.resumeDirty = true;
     for (const peer of this.connections) {
       if (!peer.has.has(index)) peer.sendHave(index);
@@ -434,14 +441,6 @@ export class Torrent implements PeerOwner {
     saveResume(this.store, this.options.resumeFile, this.have);
     this.resumeDirty = false;
     this.lastResumeSave = performance.now();
-  }
-
-  private bytesLeft(): number {
-    let left = 0;
-    for (let i = 0; i < this.meta.pieceCount; i++) {
-      if (!this.have.has(i)) left += this.geometry.pieceSize(i);
-    }
-    return left;
   }
 
   private tick(): void {

@@ -3,7 +3,10 @@
 export function formatBytes(n: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let u = 0;
-  while (n >= 1024 && u < units.length - 1) {
+  // Compare after rounding to one decimal, so 1048575 B shows as 1.0 MiB, not 1024.0 KiB.
+  while (
+    (u === 0 ? n : Math.round(n * 10) / 10) >= 1024 && u < units.length - 1
+  ) {
     n /= 1024;
     u++;
   }

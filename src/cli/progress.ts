@@ -69,7 +69,10 @@ export class ProgressView {
 }
 
 export function describe(s: TorrentStats, width: number): string {
-  const percent = s.totalBytes === 0 ? 100 : (s.bytesDone / s.totalBytes) * 100;
+  // Rounded down, so that 100.0% means done.
+  const percent = s.totalBytes === 0
+    ? 100
+    : Math.floor((s.bytesDone / s.totalBytes) * 1000) / 10;
   const left = s.totalBytes - s.bytesDone;
   const eta = left === 0
     ? 0

@@ -17,6 +17,8 @@ export class PieceStore {
   /** Absolute path of each file of the torrent. */
   readonly paths: string[];
   private fds: (number | undefined)[];
+  /** Whether each open fd was opened for writing. */
+  private writable: boolean[] = [];
 
   constructor(readonly meta: Metainfo, readonly root: string) {
     const base = meta.multiFile ? path.join(root, meta.name) : root;
@@ -129,15 +131,26 @@ export class PieceStore {
   /** Opens a file; for reading, a missing file gives undefined. */
   private open(file: number, forWrite: boolean): number | undefined {
     const cached = this.fds[file];
-    if (cached !== undefined) return cached;
+    if (cached !== undefined && (this.writable[file] || !forWrite)) {
+      return cached;
+    }
     const p = this.paths[file];
     if (!forWrite && !fs.existsSync(p)) return undefined;
-    const fd = this.guard(p, () => {
+    if (cached !== undefined) fs.closeSync(cached);
+    const { O_RDWR, O_CREAT, O_RDONLY } = fs.constants;
+    const { fd, writable } = this.guard(p, () => {
       fs.mkdirSync(path.dirname(p), { recursive: true });
-      // O_RDWR|O_CREAT without O_TRUNC: data already there is kept.
-      return fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+      try {
+        // O_RDWR|O_CREAT without O_TRUNC: data already there is kept.
+        return { fd: fs.openSync(p, O_RDWR | O_CREAT, 0o644), writable: true };
+      } catch (e) {
+        // A read-only file can still be checked (and later seeded).
+        if (forWrite) throw e;
+        return { fd: fs.openSync(p, O_RDONLY), writable: false };
+      }
     });
     this.fds[file] = fd;
+    this.writable[file] = writable;
     return fd;
   }
 

@@ -54,7 +54,9 @@ export class OutBuffer {
   }
 
   keepAlive(): void {
-    this.view.setUint32(this.reserve(4), 0);
+    // reserve() may replace the view, so it must run before the view is read.
+    const at = this.reserve(4);
+    this.view.setUint32(at, 0);
   }
 
   /** choke, unchoke, interested, not interested, have all, have none */

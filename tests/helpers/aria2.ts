@@ -18,6 +18,8 @@ export interface Aria2SeederOptions {
   /** Announce URL used instead of the torrent's own trackers. */
   tracker?: string;
   lifetimeSec?: number;
+  /** Upload cap in bytes a second (none unless given). */
+  uploadLimit?: number;
 }
 
 export interface Aria2Seeder {
@@ -34,13 +36,8 @@ export async function startAria2Seeder(
   // finds the files complete; the hook's stdout is aria2c's, where we wait for its line.
   const hookDir = await Deno.makeTempDir({ prefix: "aria2-hook-" });
   const hook = `${hookDir}/ready.sh`;
-  await Deno.writeTextFile(
-    hook,
-    '#!/bin/sh\necho "ARIA2 HASH CHECK COMPLETE $1"\n',
-    {
-      mode: 0o755,
-    },
-  );
+  const script = '#!/bin/sh\necho "ARIA2 HASH CHECK COMPLETE $1"\n';
+  await Deno.writeTextFile(hook, script, { mode: 0o755 });
   const port = options.port ?? freePort();
   const process = ExternalProcess.spawn({
     name: "aria2c seeder",
@@ -48,6 +45,7 @@ export async function startAria2Seeder(
     args: [
       ...commonArgs({ dir: options.dataDir, port, tracker: options.tracker }),
       "--check-integrity=true",
+      `--max-overall-upload-limit=${options.uploadLimit ?? 0}`,
       "--seed-ratio=0.0",
       `--on-bt-download-complete=${hook}`,
       "--bt-enable-hook-after-hash-check=true",
@@ -60,11 +58,20 @@ export async function startAria2Seeder(
     await Deno.remove(hookDir, { recursive: true });
   };
   try {
+    // aria2c opens its listen socket after the hash check, so the hook follows at once
+    // when the files are complete; without it, aria2c is downloading instead of seeding.
     await process.waitForLine(
       new RegExp(`listening on TCP port ${port}$`),
-      30_000,
+      120_000,
     );
-    await process.waitForLine(/^ARIA2 HASH CHECK COMPLETE /, 120_000);
+    const hashChecked = await process
+      .waitForLine(/^ARIA2 HASH CHECK COMPLETE /, 5_000)
+      .then(() => true, () => false);
+    if (!hashChecked) {
+      throw process.error(
+        `is not seeding: the files in ${options.dataDir} are missing or incomplete`,
+      );
+    }
     return { port, process, stop };
   } catch (error) {
     await stop();
@@ -131,6 +138,7 @@ function commonArgs(
     "--disable-ipv6=true",
     "--no-conf=true",
     "--summary-interval=0",
+    "--show-console-readout=false",
     "--enable-color=false",
   ];
   if (options.tracker) {

@@ -15,7 +15,13 @@ export interface LibtorrentSeederOptions {
   /** Peers to dial, "127.0.0.1:PORT". */
   connect?: string[];
   lifetimeSec?: number;
+  encryption?: Encryption;
+  /** Upload cap in bytes a second (none unless given). */
+  uploadLimit?: number;
 }
+
+/** MSE/PE policy for both directions; "disabled" (plaintext only) unless given. */
+export type Encryption = "disabled" | "enabled" | "forced";
 
 export interface LibtorrentSeeder {
   port: number;
@@ -38,6 +44,8 @@ export async function startLibtorrentSeeder(
       port: options.port ?? 0,
       connect: options.connect ?? [],
       timeoutSec: lifetimeSec,
+      encryption: options.encryption,
+      uploadLimit: options.uploadLimit,
     }),
     lifetimeSec: lifetimeSec + 5,
   });
@@ -64,6 +72,7 @@ export interface LibtorrentLeecherOptions {
   connect: string[];
   timeoutSec: number;
   port?: number;
+  encryption?: Encryption;
 }
 
 /** Downloads to saveDir and resolves with libtorrent's own timing (add_torrent to complete). */
@@ -99,6 +108,7 @@ export function libtorrentLeecherArgs(
     port: options.port ?? 0,
     connect: options.connect,
     timeoutSec: options.timeoutSec,
+    encryption: options.encryption,
   });
 }
 
@@ -109,6 +119,8 @@ function libtorrentPeerArgs(peer: {
   port: number;
   connect: string[];
   timeoutSec: number;
+  encryption?: Encryption;
+  uploadLimit?: number;
 }): string[] {
   return [
     LT_PEER_SCRIPT,
@@ -122,6 +134,10 @@ function libtorrentPeerArgs(peer: {
     String(peer.port),
     "--timeout",
     String(peer.timeoutSec),
+    "--encryption",
+    peer.encryption ?? "disabled",
+    "--upload-limit",
+    String(peer.uploadLimit ?? 0),
     ...peer.connect.flatMap((address) => ["--connect", address]),
   ];
 }

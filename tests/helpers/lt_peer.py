@@ -32,6 +32,12 @@ FLUSH_WAIT_SEC = 10.0
 def main():
     args = parse_args()
     session = lt.session(session_settings(args))
+    if args.upload_limit:
+        # Loopback peers fall in libtorrent's unlimited "local" peer class; put every address
+        # in the global class so that the rate limit applies to them too.
+        everyone = lt.ip_filter()
+        everyone.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+        session.set_peer_class_filter(everyone)
     print("LISTEN", session.listen_port(), flush=True)
 
     params = lt.add_torrent_params()
@@ -41,6 +47,8 @@ def main():
     params.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)
     started = time.monotonic()
     handle = session.add_torrent(params)
+    if args.upload_limit:
+        handle.set_upload_limit(args.upload_limit)
     peers = [parse_endpoint(text) for text in args.connect]
 
     deadline = started + args.timeout
@@ -87,6 +95,8 @@ def parse_args():
     parser.add_argument("--timeout", type=float, default=600, help="seconds until exit")
     parser.add_argument("--encryption", choices=sorted(ENCRYPTION), default="disabled",
                         help="MSE/PE policy for both directions (default: plaintext only)")
+    parser.add_argument("--upload-limit", type=int, default=0, metavar="BYTES_PER_S",
+                        help="upload rate cap, 0 for none (to make a transfer last)")
     return parser.parse_args()
 
 
@@ -109,7 +119,7 @@ def session_settings(args):
         "allow_multiple_connections_per_ip": True,
         # Otherwise trackers on 127.0.0.1 with a path other than /announce are refused.
         "ssrf_mitigation": False,
-        "upload_rate_limit": 0,
+        "upload_rate_limit": args.upload_limit,
         "download_rate_limit": 0,
         # Exiting must not wait the default 5 s for "stopped" announces.
         "stop_tracker_timeout": 1,

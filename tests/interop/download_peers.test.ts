@@ -37,16 +37,19 @@ Deno.test("downloads a multi-file torrent from an aria2c seeder", async () => {
 });
 
 Deno.test("downloads from libtorrent and aria2c at once, taking blocks from both", async () => {
-  // 24 MiB in 256 KiB pieces: enough pieces that rarest-first spreads them over both seeders.
+  // Either seeder alone serves 24 MiB on loopback before the other's first
+  // unchoke, so both are capped to make the transfer last a few seconds.
   const fixture = await makeFixture({
     kind: "single",
     size: 24 * 1024 * 1024 + 777,
   });
   const lt = await startLibtorrentSeeder({
+    uploadLimit: 4 * 1024 * 1024,
     torrent: fixture.torrent,
     dataDir: fixture.dataDir,
   });
   const aria = await startAria2Seeder({
+    uploadLimit: 4 * 1024 * 1024,
     torrent: fixture.torrent,
     dataDir: fixture.dataDir,
   });
