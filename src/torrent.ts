@@ -435,9 +435,8 @@ export class Torrent implements PeerOwner {
     this.settle.reject(error);
   }
 
-  /** Syncs written data, then records the verified pieces. */
+  /** Records the verified pieces (resume.ts says when the data is synced). */
   private persist(): void {
-    this.store.sync();
     saveResume(this.store, this.options.resumeFile, this.have);
     this.resumeDirty = false;
     this.lastResumeSave = performance.now();

@@ -3,6 +3,13 @@
 // matches, it is trusted and nothing is hashed. Otherwise (no file, a crash
 // after the last save, files touched since) every piece whose bytes are on
 // disk is read and hashed again.
+//
+// Durability without fsync on the hot path: written data that is not yet on
+// the disk lives in the page cache, which only a kernel crash or power loss
+// can lose, and either means a reboot. So a record saved without syncing the
+// data carries the kernel's boot id and is trusted only within that boot;
+// after a reboot the data is checked again. Where there is no boot id, the
+// data is synced before every save.
 
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
@@ -19,6 +26,8 @@ interface ResumeRecord {
   /** Verified pieces, wire layout, base64. */
   pieces: string;
   files: ({ size: number; mtimeMs: number } | null)[];
+  /** The boot the record was saved in, when the data was not synced first. */
+  unsyncedBootId?: string;
 }
 
 export interface StartState {
@@ -39,7 +48,10 @@ export async function loadOrCheck(
 ): Promise<StartState> {
   const meta = store.meta;
   const saved = readRecord(file, meta);
-  if (saved && sameFiles(saved.files, store.fileStats())) {
+  const durable = saved !== null &&
+    (saved.unsyncedBootId === undefined ||
+      saved.unsyncedBootId === currentBootId());
+  if (saved && durable && sameFiles(saved.files, store.fileStats())) {
     const bits = new Uint8Array(Buffer.from(saved.pieces, "base64"));
     const have = Bitfield.fromWire(bits, meta.pieceCount);
     if (have) return { have, fromResume: true };
@@ -47,13 +59,16 @@ export async function loadOrCheck(
   return { have: await recheck(store, onProgress), fromResume: false };
 }
 
-/** Saves the verified pieces; call only after the data is synced to disk. */
+/** Records the verified pieces (syncing the data first where no boot id exists). */
 export function saveResume(
   store: PieceStore,
   file: string,
   have: Bitfield,
 ): void {
+  const bootId = currentBootId();
+  if (bootId === undefined) store.sync();
   const record: ResumeRecord = {
+    unsyncedBootId: bootId,
     version: 1,
     infoHash: store.meta.infoHashHex,
     pieceCount: store.meta.pieceCount,
@@ -65,6 +80,21 @@ export function saveResume(
   const tmp = `${file}.tmp`;
   fs.writeFileSync(tmp, JSON.stringify(record));
   fs.renameSync(tmp, file);
+}
+
+let bootIdCache: string | undefined | null = null;
+
+/** Linux's id of the running boot, or undefined where the system has none. */
+function currentBootId(): string | undefined {
+  if (bootIdCache === null) {
+    try {
+      bootIdCache = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8")
+        .trim();
+    } catch {
+      bootIdCache = undefined;
+    }
+  }
+  return bootIdCache;
 }
 
 async function recheck(

@@ -585,3 +585,33 @@ Deno.test("resume: a changed mtime or size, or a bad resume file, forces a reche
     }
   });
 });
+
+Deno.test("resume: a record saved without a sync in another boot is not trusted", async () => {
+  await withTempDir(async (dir) => {
+    const { meta, data } = makeTorrent(LAYOUT, 8);
+    const file = resumePath(dir, meta);
+    const store = new PieceStore(meta, dir);
+    store.prepare();
+    writeAll(store, meta, data);
+    const claimed = new Bitfield(meta.pieceCount);
+    claimed.set(2);
+    saveResume(store, file, claimed);
+    store.close();
+    const record = JSON.parse(fs.readFileSync(file, "utf8"));
+    // This machine has a boot id, so the data was not synced and the record says so.
+    const bootId = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8")
+      .trim();
+    assert.equal(record.unsyncedBootId, bootId);
+    // As if the machine had rebooted since (page cache possibly lost).
+    record.unsyncedBootId = "00000000-0000-0000-0000-000000000000";
+    fs.writeFileSync(file, JSON.stringify(record));
+    const again = new PieceStore(meta, dir);
+    try {
+      const state = await loadOrCheck(again, file, noProgress);
+      assert.equal(state.fromResume, false);
+      assert.deepEqual(indices(state.have), [0, 1, 2, 3, 4, 5, 6, 7]);
+    } finally {
+      again.close();
+    }
+  });
+});
