@@ -41,11 +41,7 @@ export async function download(args: DownloadArgs): Promise<number> {
     store,
     resumePath(dir, meta),
     (done, total) => {
-      if (view.mode === "terminal") {
-        view.log(
-          `checking ${done}/${total} pieces`,
-        );
-      }
+      view.status(`checking existing data: ${done}/${total} pieces`);
     },
   );
   log(

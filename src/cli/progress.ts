@@ -13,6 +13,7 @@ const REDRAW_MS = 250;
 export class ProgressView {
   private timer: ReturnType<typeof setInterval> | undefined;
   private lastLine = "";
+  private lastStatusAt = -Infinity;
 
   constructor(readonly mode: ProgressMode, private logIntervalMs: number) {}
 
@@ -31,6 +32,22 @@ export class ProgressView {
     if (this.mode === "terminal") {
       this.write(`\r\x1b[2K${line}\n${this.lastLine}`);
     } else {
+      this.write(`${new Date().toISOString()} ${line}\n`);
+    }
+  }
+
+  /**
+   * A passing state (e.g. a recheck): redrawn on a terminal, logged at most
+   * every log interval otherwise.
+   */
+  status(line: string): void {
+    if (this.mode === "terminal") {
+      this.lastLine = line;
+      this.write(`\r\x1b[2K${line}`);
+    } else if (this.mode === "log") {
+      const now = performance.now();
+      if (now - this.lastStatusAt < this.logIntervalMs) return;
+      this.lastStatusAt = now;
       this.write(`${new Date().toISOString()} ${line}\n`);
     }
   }
