@@ -66,8 +66,6 @@ export class Torrent implements PeerOwner {
   private announcer: Announcer | null = null;
   private handshake: Handshake;
   private tasks = new Set<Promise<void>>();
-  /** Piece writes in flight. */
-  private writes = new Set<Promise<void>>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private lastTick = performance.now();
   private lastResumeSave = performance.now();
@@ -213,8 +211,6 @@ export class Torrent implements PeerOwner {
     clearInterval(this.timer);
     for (const peer of [...this.connections]) peer.close("shutting down");
     await Promise.allSettled([...this.tasks]);
-    // Pieces already verified are written before their record is saved.
-    await Promise.allSettled([...this.writes]);
     try {
       this.persist();
     } catch (e) {
@@ -394,23 +390,16 @@ export class Torrent implements PeerOwner {
       this.picker.failed(piece);
       return;
     }
-    // The piece stays active (every block received, so never picked again)
-    // until its write lands: only then is it counted, recorded and announced.
-    const write = this.store.writePiece(index, piece.buffer).then(
-      () => this.pieceWritten(piece),
-      (e) => this.fail(e),
-    );
-    this.writes.add(write);
-    write.finally(() => this.writes.delete(write));
-  }
-
-  private pieceWritten(piece: ActivePiece): void {
+    try {
+      this.store.writePiece(index, piece.buffer);
+    } catch (e) {
+      return this.fail(e);
+    }
     this.picker.completed(piece);
     this.bytesLeft -= piece.size;
     this.resumeDirty = true;
-    if (this.stopped) return;
     for (const peer of this.connections) {
-      if (!peer.has.has(piece.index)) peer.sendHave(piece.index);
+      if (!peer.has.has(index)) peer.sendHave(index);
     }
     if (this.complete) this.onComplete();
   }

@@ -38,31 +38,24 @@ export class PieceStore {
     });
   }
 
-  /**
-   * Writes a verified piece at its offsets across file boundaries. The
-   * writes run on Deno's I/O threads, so a stall in the kernel's writeback
-   * does not stop the event loop; `data` must stay untouched until done.
-   */
-  async writePiece(piece: number, data: Uint8Array): Promise<void> {
+  /** Writes a verified piece at its offsets across file boundaries. */
+  writePiece(piece: number, data: Uint8Array): void {
     for (const span of pieceSpans(this.meta, piece)) {
       if (this.meta.files[span.file].padding) continue;
       const fd = this.open(span.file, true)!;
-      let done = 0;
-      while (done < span.length) {
-        try {
-          done += await writeAt(
+      const p = this.paths[span.file];
+      this.guard(p, () => {
+        let done = 0;
+        while (done < span.length) {
+          done += fs.writeSync(
             fd,
-            data.subarray(
-              span.pieceOffset + done,
-              span.pieceOffset + span.length,
-            ),
+            data,
+            span.pieceOffset + done,
+            span.length - done,
             span.fileOffset + done,
           );
-        } catch (e) {
-          const why = e instanceof Error ? e.message : String(e);
-          throw new StorageError(`cannot use ${this.paths[span.file]}: ${why}`);
         }
-      }
+      });
     }
   }
 
@@ -169,17 +162,4 @@ export class PieceStore {
       throw new StorageError(`cannot use ${file}: ${why}`);
     }
   }
-}
-
-function writeAt(
-  fd: number,
-  data: Uint8Array,
-  position: number,
-): Promise<number> {
-  return new Promise((resolve, reject) => {
-    fs.write(fd, data, 0, data.length, position, (error, written) => {
-      if (error) reject(error);
-      else resolve(written);
-    });
-  });
 }

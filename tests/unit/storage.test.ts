@@ -211,7 +211,7 @@ const LAYOUT: FileDef[] = [
 ];
 
 Deno.test("PieceStore: write and read pieces across file boundaries", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir((dir) => {
     const { meta, data } = makeTorrent(LAYOUT, 8);
     const store = new PieceStore(meta, dir);
     try {
@@ -228,7 +228,7 @@ Deno.test("PieceStore: write and read pieces across file boundaries", async () =
       const order = [3, 0, 7, 5, 1, 6, 2, 4, 8];
       assert.equal(meta.pieceCount, 8);
       for (const p of order.filter((p) => p < meta.pieceCount)) {
-        await store.writePiece(p, pieceData(meta, data, p));
+        store.writePiece(p, pieceData(meta, data, p));
       }
       store.sync();
       // Every file holds exactly its bytes.
@@ -255,13 +255,13 @@ Deno.test("PieceStore: write and read pieces across file boundaries", async () =
 });
 
 Deno.test("PieceStore: padding files are never created and read as zeros", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir((dir) => {
     const { meta, data } = makeTorrent(LAYOUT, 8);
     const store = new PieceStore(meta, dir);
     try {
       store.prepare();
       for (let p = 0; p < meta.pieceCount; p++) {
-        await store.writePiece(p, pieceData(meta, data, p));
+        store.writePiece(p, pieceData(meta, data, p));
       }
       assert.equal(fs.existsSync(path.join(dir, "t", ".pad")), false);
       // Pieces 4 and 5 (bytes 32..48) hold the padding at 36..46.
@@ -271,7 +271,7 @@ Deno.test("PieceStore: padding files are never created and read as zeros", async
       assert.deepEqual(out, pieceData(meta, data, 5));
       // A non-zero write into the padding range is not stored.
       const dirty = pieceData(meta, data, 5).slice().fill(7, 0, 6);
-      await store.writePiece(5, dirty);
+      store.writePiece(5, dirty);
       const back = new Uint8Array(8);
       store.readPiece(5, back);
       assert.deepEqual([...back.subarray(0, 6)], [0, 0, 0, 0, 0, 0]);
@@ -316,7 +316,7 @@ Deno.test("PieceStore.prepare creates folders and empty files only", async () =>
 });
 
 Deno.test("PieceStore.readPiece is false when a file is missing or short", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir((dir) => {
     const { meta, data } = makeTorrent(LAYOUT, 8);
     const store = new PieceStore(meta, dir);
     const out = new Uint8Array(8);
@@ -327,7 +327,7 @@ Deno.test("PieceStore.readPiece is false when a file is missing or short", async
         false,
         "a read creates nothing",
       );
-      await store.writePiece(0, pieceData(meta, data, 0));
+      store.writePiece(0, pieceData(meta, data, 0));
       assert.equal(store.readPiece(0, out), true);
       // Piece 1 lies in c.bin, which holds only bytes 0..2 so far.
       assert.equal(store.readPiece(1, out), false, "file too short");
@@ -340,7 +340,7 @@ Deno.test("PieceStore.readPiece is false when a file is missing or short", async
     const full = new PieceStore(meta, dir);
     try {
       for (let p = 0; p < meta.pieceCount; p++) {
-        await full.writePiece(p, pieceData(meta, data, p));
+        full.writePiece(p, pieceData(meta, data, p));
       }
       full.close();
       fs.truncateSync(full.paths[5], 16);
@@ -355,7 +355,7 @@ Deno.test("PieceStore.readPiece is false when a file is missing or short", async
 });
 
 Deno.test("PieceStore: single-file torrent lives at root/name", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir((dir) => {
     const { meta, data } = makeTorrent([{ path: ["x"], length: 50 }], 16, {
       single: true,
       name: "movie.mkv",
@@ -364,7 +364,7 @@ Deno.test("PieceStore: single-file torrent lives at root/name", async () => {
     try {
       assert.deepEqual(store.paths, [path.join(dir, "movie.mkv")]);
       for (let p = meta.pieceCount - 1; p >= 0; p--) {
-        await store.writePiece(p, pieceData(meta, data, p));
+        store.writePiece(p, pieceData(meta, data, p));
       }
       assert.deepEqual(
         new Uint8Array(fs.readFileSync(path.join(dir, "movie.mkv"))),
@@ -377,7 +377,7 @@ Deno.test("PieceStore: single-file torrent lives at root/name", async () => {
 });
 
 Deno.test("PieceStore: a disk error is a StorageError naming the file", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir((dir) => {
     const { meta, data } = makeTorrent(LAYOUT, 8);
     // A plain file where the folder "sub" should be.
     fs.mkdirSync(path.join(dir, "t"));
@@ -385,8 +385,8 @@ Deno.test("PieceStore: a disk error is a StorageError naming the file", async ()
     const store = new PieceStore(meta, dir);
     try {
       assert.throws(() => store.prepare(), StorageError);
-      await assert.rejects(
-        store.writePiece(1, pieceData(meta, data, 1)),
+      assert.throws(
+        () => store.writePiece(1, pieceData(meta, data, 1)),
         (e: unknown) =>
           e instanceof StorageError &&
           e.message.includes(path.join(dir, "t", "sub", "deep", "c.bin")),
@@ -399,14 +399,14 @@ Deno.test("PieceStore: a disk error is a StorageError naming the file", async ()
 
 // ---------------------------------------------------------------- resume
 
-async function writeAll(
+function writeAll(
   store: PieceStore,
   meta: Metainfo,
   data: Uint8Array,
   skip: number[] = [],
 ) {
   for (let p = 0; p < meta.pieceCount; p++) {
-    if (!skip.includes(p)) await store.writePiece(p, pieceData(meta, data, p));
+    if (!skip.includes(p)) store.writePiece(p, pieceData(meta, data, p));
   }
 }
 
@@ -432,7 +432,7 @@ Deno.test("resume: a recheck finds exactly the pieces whose data is right", asyn
     const store = new PieceStore(meta, dir);
     try {
       store.prepare();
-      await writeAll(store, meta, data, [6]);
+      writeAll(store, meta, data, [6]);
       store.close();
       // Corrupt one byte of piece 2 (bytes 16..24 lie in c.bin at 10..18).
       const fd = fs.openSync(store.paths[3], "r+");
@@ -471,7 +471,7 @@ Deno.test("resume: saved state is trusted while files are unchanged", async () =
     const store = new PieceStore(meta, dir);
     try {
       store.prepare();
-      await writeAll(store, meta, data);
+      writeAll(store, meta, data);
       store.sync();
       // Claim only some pieces: if loadOrCheck hashed, it would find all 8.
       const claimed = new Bitfield(meta.pieceCount);
@@ -514,7 +514,7 @@ Deno.test("resume: a changed mtime or size, or a bad resume file, forces a reche
     };
     try {
       store.prepare();
-      await writeAll(store, meta, data);
+      writeAll(store, meta, data);
       store.close();
 
       // mtime changed.
@@ -540,7 +540,7 @@ Deno.test("resume: a changed mtime or size, or a bad resume file, forces a reche
       state = await check();
       assert.equal(state.fromResume, false);
       assert.deepEqual(indices(state.have), [1, 2, 3, 4, 5, 6, 7]);
-      await store.writePiece(0, pieceData(meta, data, 0));
+      store.writePiece(0, pieceData(meta, data, 0));
       store.close();
 
       // A resume file that is not JSON.
@@ -592,7 +592,7 @@ Deno.test("resume: a record saved without a sync in another boot is not trusted"
     const file = resumePath(dir, meta);
     const store = new PieceStore(meta, dir);
     store.prepare();
-    await writeAll(store, meta, data);
+    writeAll(store, meta, data);
     const claimed = new Bitfield(meta.pieceCount);
     claimed.set(2);
     saveResume(store, file, claimed);
