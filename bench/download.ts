@@ -118,6 +118,9 @@ async function main(): Promise<void> {
       sizeMib * MIB,
     );
     const sourceSha256 = await sha256File(payload);
+    // Flush the new payload now, so its writeback does not slow whichever
+    // client happens to run first.
+    await new Deno.Command("sync").output();
     const tracker = await startFakeTracker();
     cleanups.push(tracker.stop);
     const torrent = await makeTorrent(payload, `${workDir}/payload.torrent`, {
