@@ -347,7 +347,11 @@ export class PeerConnection implements WireHandler {
   }
 
   private afterInput(): void {
-    if (this.pipelineRoom > 0) this.owner.fillPipeline(this);
+    // Top up in batches of an eighth of the pipeline: a few requests after
+    // every read would cost a write syscall (ours and the peer's read) each.
+    if (this.pipelineRoom >= Math.max(1, this.pipelineTarget >> 3)) {
+      this.owner.fillPipeline(this);
+    }
     this.flush();
   }
 
