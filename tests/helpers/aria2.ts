@@ -116,9 +116,9 @@ export function aria2LeecherArgs(options: Aria2LeecherOptions): string[] {
       tracker: options.tracker,
     }),
     "--seed-time=0",
-    // falloc reserves the space at once; the default (prealloc) first writes the whole
-    // file with zeros, which would dominate a benchmark.
-    "--file-allocation=falloc",
+    // The default (prealloc) first writes the whole file with zeros, which would dominate
+    // a benchmark; "none" writes pieces where they fall, as the other clients do.
+    "--file-allocation=none",
     options.torrent,
   ];
 }
