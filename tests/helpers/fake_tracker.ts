@@ -1,5 +1,6 @@
 // A minimal HTTP tracker on 127.0.0.1 that answers every announce with a fixed peer list, for
-// clients that can only find peers through a tracker (aria2c has no "connect to peer" option).
+// clients that can only find peers through a tracker (aria2c has no "connect to peer" option),
+// and records each announce's event for tests of what a client tells its tracker.
 // Its bencode is written by hand so the helper does not depend on the code under test.
 
 export interface PeerAddress {
@@ -13,15 +14,20 @@ export interface FakeTracker {
   url: string;
   /** Returned to every announce; mutable, so peers can be added once their ports are known. */
   peers: PeerAddress[];
-  /** Number of announces answered. */
-  announces: number;
+  /** Every announce answered, in order. */
+  announces: RecordedAnnounce[];
   stop(): Promise<void>;
 }
 
-const ANNOUNCE_INTERVAL_SEC = 5;
+export interface RecordedAnnounce {
+  /** started, completed, stopped, or none for a regular announce. */
+  event: string;
+  left: string;
+}
 
 export async function startFakeTracker(
   peers: PeerAddress[] = [],
+  intervalSeconds = 5,
 ): Promise<FakeTracker> {
   const abort = new AbortController();
   const listening = Promise.withResolvers<number>();
@@ -34,14 +40,18 @@ export async function startFakeTracker(
     if (new URL(request.url).pathname !== "/announce") {
       return new Response("not found", { status: 404 });
     }
-    tracker.announces++;
-    return new Response(announceResponse(tracker.peers));
+    const query = new URL(request.url).searchParams;
+    tracker.announces.push({
+      event: query.get("event") ?? "none",
+      left: query.get("left") ?? "",
+    });
+    return new Response(announceResponse(tracker.peers, intervalSeconds));
   });
   // the handler above reads and counts through this object, so callers see live values
   const tracker: FakeTracker = {
     url: `http://127.0.0.1:${await listening.promise}/announce`,
     peers,
-    announces: 0,
+    announces: [],
     stop: async () => {
       abort.abort();
       await server.finished;
@@ -50,15 +60,18 @@ export async function startFakeTracker(
   return tracker;
 }
 
-/** d8:intervali5e5:peers<6n>:<compact peers>e (BEP 3, BEP 23). */
-function announceResponse(peers: PeerAddress[]): Uint8Array<ArrayBuffer> {
+/** d8:interval<i>e5:peers<6n>:<compact peers>e (BEP 3, BEP 23). */
+function announceResponse(
+  peers: PeerAddress[],
+  intervalSeconds: number,
+): Uint8Array<ArrayBuffer> {
   const compact = new Uint8Array(peers.length * 6);
   peers.forEach((peer, i) => {
     compact.set(peer.host.split(".").map(Number), i * 6);
     new DataView(compact.buffer).setUint16(i * 6 + 4, peer.port);
   });
   const head = new TextEncoder().encode(
-    `d8:intervali${ANNOUNCE_INTERVAL_SEC}e5:peers${compact.length}:`,
+    `d8:intervali${intervalSeconds}e5:peers${compact.length}:`,
   );
   const body = new Uint8Array(head.length + compact.length + 1);
   body.set(head);

@@ -69,3 +69,16 @@ export async function writeConfig(
   await Deno.writeTextFile(file, JSON.stringify(values));
   return file;
 }
+
+/** The client's arguments to download the fixture into its download folder. */
+export function downloadArgs(fixture: Fixture, ...extra: string[]): string[] {
+  return [
+    "download",
+    fixture.torrent,
+    "--dir",
+    fixture.downloadDir,
+    "--port",
+    "0",
+    ...extra,
+  ];
+}

@@ -5,7 +5,11 @@ import assert from "node:assert/strict";
 import { startAria2Seeder } from "../helpers/aria2.ts";
 import { runClient } from "../helpers/client.ts";
 import { startLibtorrentSeeder } from "../helpers/libtorrent.ts";
-import { assertSameTree, makeFixture } from "../helpers/swarm_fixture.ts";
+import {
+  assertSameTree,
+  downloadArgs,
+  makeFixture,
+} from "../helpers/swarm_fixture.ts";
 
 Deno.test("downloads a multi-file torrent from an aria2c seeder", async () => {
   const fixture = await makeFixture({ kind: "multi" });
@@ -15,12 +19,7 @@ Deno.test("downloads a multi-file torrent from an aria2c seeder", async () => {
   });
   try {
     const run = await runClient([
-      "download",
-      fixture.torrent,
-      "--dir",
-      fixture.downloadDir,
-      "--port",
-      "0",
+      ...downloadArgs(fixture),
       "--peer",
       `127.0.0.1:${seeder.port}`,
     ]);
@@ -55,12 +54,7 @@ Deno.test("downloads from libtorrent and aria2c at once, taking blocks from both
   });
   try {
     const run = await runClient([
-      "download",
-      fixture.torrent,
-      "--dir",
-      fixture.downloadDir,
-      "--port",
-      "0",
+      ...downloadArgs(fixture),
       "--peer",
       `127.0.0.1:${lt.port}`,
       "--peer",

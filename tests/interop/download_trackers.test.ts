@@ -8,6 +8,7 @@ import { startLibtorrentSeeder } from "../helpers/libtorrent.ts";
 import { startOpentracker } from "../helpers/opentracker.ts";
 import {
   assertSameTree,
+  downloadArgs,
   makeFixture,
   writeConfig,
 } from "../helpers/swarm_fixture.ts";
@@ -40,12 +41,7 @@ for (const scheme of ["http", "udp"] as const) {
           udpTrackerRetries: 1,
         });
         const run = await runClient([
-          "download",
-          fixture.torrent,
-          "--dir",
-          fixture.downloadDir,
-          "--port",
-          "0",
+          ...downloadArgs(fixture),
           "--config",
           config,
         ]);

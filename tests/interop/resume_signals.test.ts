@@ -6,8 +6,11 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { ClientProcess, runClient } from "../helpers/client.ts";
 import { startFakeSeeder } from "../helpers/fake_seeder.ts";
+import { withAnnounce } from "../helpers/announce_url.ts";
+import { startFakeTracker } from "../helpers/fake_tracker.ts";
 import {
   assertSameTree,
+  downloadArgs,
   type Fixture,
   makeFixture,
   writeConfig,
@@ -58,12 +61,7 @@ Deno.test("a piece that fails its hash check is fetched again and the data is ri
   });
   try {
     const run = await runClient([
-      "download",
-      fixture.torrent,
-      "--dir",
-      fixture.downloadDir,
-      "--port",
-      "0",
+      ...downloadArgs(fixture),
       "--peer",
       `127.0.0.1:${seeder.port}`,
     ]);
@@ -91,16 +89,7 @@ Deno.test("killed with SIGKILL mid-download, a rerun finishes without fetching v
     bytesPerSecond: 3 * 2 ** 20,
   });
   const config = await writeConfig(fixture, { logIntervalSeconds: 0.5 });
-  const args = [
-    "download",
-    fixture.torrent,
-    "--dir",
-    fixture.downloadDir,
-    "--port",
-    "0",
-    "--config",
-    config,
-  ];
+  const args = downloadArgs(fixture, "--config", config);
   try {
     const first = new ClientProcess([
       ...args,
@@ -156,36 +145,14 @@ Deno.test("SIGINT stops cleanly: exit 130, tracker told stopped, resume file use
     pieceLength: PIECE,
     bytesPerSecond: 3 * 2 ** 20,
   });
-  const events: string[] = [];
-  const abort = new AbortController();
-  const listening = Promise.withResolvers<number>();
-  const tracker = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: abort.signal,
-    onListen: (a) => listening.resolve(a.port),
-  }, (req) => {
-    events.push(new URL(req.url).searchParams.get("event") ?? "none");
-    // d8:intervali60e5:peers6:<127.0.0.1:port>e
-    const peers = new Uint8Array([
-      127,
-      0,
-      0,
-      1,
-      slow.port >> 8,
-      slow.port & 0xff,
-    ]);
-    const head = new TextEncoder().encode("d8:intervali60e5:peers6:");
-    return new Response(new Uint8Array([...head, ...peers, 0x65]));
-  });
-  const url = `http://127.0.0.1:${await listening.promise}/announce`;
-  // The same payload under a torrent that names the tracker.
-  const withTracker = `${fixture.root}/tracked.torrent`;
-  const original = fs.readFileSync(fixture.torrent);
-  const announce = new TextEncoder().encode(`8:announce${url.length}:${url}`);
-  fs.writeFileSync(
-    withTracker,
-    new Uint8Array([0x64, ...announce, ...original.subarray(1)]),
+  const tracker = await startFakeTracker([{
+    host: "127.0.0.1",
+    port: slow.port,
+  }], 60);
+  const withTracker = await withAnnounce(
+    fixture.torrent,
+    tracker.url,
+    `${fixture.root}/tracked.torrent`,
   );
   const config = await writeConfig(fixture, { logIntervalSeconds: 0.5 });
   const args = [
@@ -205,7 +172,10 @@ Deno.test("SIGINT stops cleanly: exit 130, tracker told stopped, resume file use
     const stopped = await first.wait();
     assert.equal(stopped.code, 130, stopped.output);
     assert.match(stopped.output, /stopped at \d+\/33 pieces/);
-    assert.deepEqual(events, ["started", "stopped"]);
+    assert.deepEqual(tracker.announces.map((a) => a.event), [
+      "started",
+      "stopped",
+    ]);
     const verified = piecesOnDisk(fixture, meta.pieceCount);
     assert.ok(verified.size > 0, "nothing was saved before the stop");
 
@@ -221,8 +191,7 @@ Deno.test("SIGINT stops cleanly: exit 130, tracker told stopped, resume file use
     await assertSameTree(fixture);
   } finally {
     await slow.stop();
-    abort.abort();
-    await tracker.finished;
+    await tracker.stop();
     await fixture.remove();
   }
 });

@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { runClient } from "../helpers/client.ts";
 import { startFakeSeeder } from "../helpers/fake_seeder.ts";
+import { withAnnounce } from "../helpers/announce_url.ts";
+import { startFakeTracker } from "../helpers/fake_tracker.ts";
 import { makeFixture } from "../helpers/swarm_fixture.ts";
 import { parseMetainfo } from "../../src/metainfo/metainfo.ts";
 
@@ -15,37 +17,16 @@ Deno.test("a completed download announces started, completed, stopped", async ()
     file: `${fixture.dataDir}/${fixture.name}`,
     pieceLength: meta.pieceLength,
   });
-  const events: { event: string; left: string }[] = [];
-  const abort = new AbortController();
-  const listening = Promise.withResolvers<number>();
-  const tracker = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: abort.signal,
-    onListen: (a) => listening.resolve(a.port),
-  }, (req) => {
-    const q = new URL(req.url).searchParams;
-    events.push({ event: q.get("event") ?? "none", left: q.get("left") ?? "" });
-    const peers = new Uint8Array([
-      127,
-      0,
-      0,
-      1,
-      seeder.port >> 8,
-      seeder.port & 0xff,
-    ]);
-    const head = new TextEncoder().encode("d8:intervali60e5:peers6:");
-    return new Response(new Uint8Array([...head, ...peers, 0x65]));
-  });
-  const url = `http://127.0.0.1:${await listening.promise}/announce`;
-  const torrent = `${fixture.root}/tracked.torrent`;
-  const original = await Deno.readFile(fixture.torrent);
-  const announce = new TextEncoder().encode(`8:announce${url.length}:${url}`);
-  await Deno.writeFile(
-    torrent,
-    new Uint8Array([0x64, ...announce, ...original.subarray(1)]),
-  );
+  const tracker = await startFakeTracker([{
+    host: "127.0.0.1",
+    port: seeder.port,
+  }], 60);
   try {
+    const torrent = await withAnnounce(
+      fixture.torrent,
+      tracker.url,
+      `${fixture.root}/tracked.torrent`,
+    );
     const run = await runClient([
       "download",
       torrent,
@@ -55,16 +36,15 @@ Deno.test("a completed download announces started, completed, stopped", async ()
       "0",
     ]);
     assert.equal(run.code, 0, run.output);
-    assert.deepEqual(events.map((e) => e.event), [
+    assert.deepEqual(tracker.announces.map((a) => a.event), [
       "started",
       "completed",
       "stopped",
     ]);
-    assert.equal(events[1].left, "0");
+    assert.equal(tracker.announces[1].left, "0");
   } finally {
     await seeder.stop();
-    abort.abort();
-    await tracker.finished;
+    await tracker.stop();
     await fixture.remove();
   }
 });
