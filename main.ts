@@ -2,7 +2,7 @@
 // exit codes with a one-line message (never a stack trace for bad input).
 
 import { parseCommandLine, USAGE } from "./src/cli/args.ts";
-import { download, ExitCode } from "./src/cli/download.ts";
+import { ExitCode, runTorrentCommand } from "./src/cli/torrent_command.ts";
 import { ConfigError } from "./src/config.ts";
 import { TorrentFileError } from "./src/metainfo/metainfo.ts";
 import { StorageError } from "./src/storage/store.ts";
@@ -19,7 +19,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(`btclient ${VERSION}`);
       return ExitCode.Complete;
     }
-    return await download(args);
+    return await runTorrentCommand(args);
   } catch (e) {
     if (e instanceof ConfigError || e instanceof TorrentFileError) {
       console.error(`error: ${e.message}`);

@@ -19,6 +19,11 @@ export interface Config {
   minReannounceSeconds: number;
   resumeSaveSeconds: number;
   logIntervalSeconds: number;
+  uploadSlots: number;
+  downloadLimit: number;
+  uploadLimit: number;
+  seedRatio: number;
+  seedMinutes: number;
 }
 
 interface KeySpec {
@@ -46,6 +51,11 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   minReannounceSeconds: 30,
   resumeSaveSeconds: 30,
   logIntervalSeconds: 5,
+  uploadSlots: 8,
+  downloadLimit: 0,
+  uploadLimit: 0,
+  seedRatio: 0,
+  seedMinutes: 0,
 });
 
 /** Numeric keys: range and meaning (README and config.example.json follow these). */
@@ -149,6 +159,40 @@ export const NUMERIC_KEYS: Record<
     max: 3600,
     integer: false,
     doc: "seconds between progress lines when not on a terminal",
+  },
+  uploadSlots: {
+    min: 1,
+    max: 100,
+    integer: true,
+    doc: "peers unchoked at once, one of them the optimistic unchoke",
+  },
+  downloadLimit: {
+    min: 0,
+    max: 2 ** 40,
+    integer: true,
+    doc:
+      "global download cap in bytes a second, 0 for none (flag --download-limit)",
+  },
+  uploadLimit: {
+    min: 0,
+    max: 2 ** 40,
+    integer: true,
+    doc:
+      "global upload cap in bytes a second, 0 for none (flag --upload-limit)",
+  },
+  seedRatio: {
+    min: 0,
+    max: 1000,
+    integer: false,
+    doc:
+      "after completing, seed until uploaded/size reaches this; 0 for no ratio goal (flag --seed-ratio)",
+  },
+  seedMinutes: {
+    min: 0,
+    max: 525600,
+    integer: false,
+    doc:
+      "after completing, seed this many minutes; 0 for no time goal (flag --seed-minutes)",
   },
 };
 

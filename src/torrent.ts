@@ -1,9 +1,12 @@
-// One torrent: wires discovery (trackers, --peer) -> swarm -> connections ->
-// picker -> storage, and keeps the numbers the progress view shows. It owns
-// its timers, connections and store, and releases them all in stop().
+// One torrent: wires discovery (trackers, --peer, incoming) -> swarm ->
+// connections -> picker -> storage on the way down, storage -> connections
+// under the choker on the way up, and keeps the numbers the progress view
+// shows. It owns its timers, connections and store, and releases them all
+// in stop().
 
 import type { Config } from "./config.ts";
 import type { Metainfo } from "./metainfo/metainfo.ts";
+import { clientName } from "./peer/client_name.ts";
 import {
   PeerConnection,
   type PeerOwner,
@@ -17,19 +20,31 @@ import {
 } from "./peer/handshake_io.ts";
 import type { ActivePiece } from "./pieces/active_piece.ts";
 import type { Bitfield } from "./pieces/bitfield.ts";
-import { PieceGeometry } from "./pieces/geometry.ts";
-import { type BlockRequest, PiecePicker } from "./pieces/picker.ts";
+import { BLOCK_SIZE, PieceGeometry } from "./pieces/geometry.ts";
+import {
+  type BlockRequest,
+  type PickerPeer,
+  PiecePicker,
+} from "./pieces/picker.ts";
+import { SmartBan } from "./pieces/smart_ban.ts";
 import { saveResume } from "./storage/resume.ts";
 import type { PieceStore } from "./storage/store.ts";
+import type { Bandwidth } from "./swarm/bandwidth.ts";
+import { Choker } from "./swarm/choker.ts";
+import { score } from "./swarm/rating.ts";
 import { type PeerRecord, Swarm } from "./swarm/swarm.ts";
 import { Announcer } from "./tracker/announcer.ts";
 import type { PeerAddress } from "./tracker/types.ts";
+import { allowedFastSet } from "./wire/allowed_fast.ts";
 import { encodeHandshake, type Handshake } from "./wire/handshake.ts";
 
 export interface TorrentOptions {
   config: Config;
   peerId: Uint8Array;
   resumeFile: string;
+  /** The session's global caps, shared by every connection. */
+  download: Bandwidth;
+  upload: Bandwidth;
   log: (line: string) => void;
 }
 
@@ -45,8 +60,14 @@ export interface TorrentStats {
 }
 
 const TICK_MS = 1000;
-/** A peer whose blocks were in this many failed pieces is dropped as a violator. */
-const MAX_HASH_FAILURES = 2;
+const RECHOKE_TICKS = 10;
+const OPTIMISTIC_TICKS = 30;
+/** BEP 3 caps a request at 128 KiB in practice (libtorrent refuses larger ones too). */
+const MAX_REQUEST = 128 * 1024;
+/** A peer that alone sent this many pieces that failed their hash is banned. */
+const MAX_SOLE_FAILURES = 2;
+/** Reserved handshake bits we set: BEP 6 fast extension. */
+const FAST_BIT = 0x04;
 
 export class Torrent implements PeerOwner {
   readonly geometry: PieceGeometry;
@@ -55,24 +76,30 @@ export class Torrent implements PeerOwner {
   readonly connections = new Set<PeerConnection>();
   /** Resolves when every piece is verified, rejects on a disk error. */
   readonly finished: Promise<void>;
-  /** Payload bytes received this run, wasted ones included. */
+  /** Payload bytes received and sent this run (wasted ones included). */
   downloaded = 0;
   uploaded = 0;
   wasted = 0;
   /** Bytes of the pieces not yet verified. */
   private bytesLeft: number;
   private records = new Map<PeerConnection, PeerRecord>();
-  private hashFailures = new Map<number, number>();
+  /** Every connection's record by its number, for blame after it closed. */
+  private recordsByNum = new Map<number, PeerRecord>();
+  private bannedPeerIds = new Set<string>();
+  private smartBan = new SmartBan();
+  private choker: Choker<PeerConnection>;
   private announcer: Announcer | null = null;
   private handshake: Handshake;
   private tasks = new Set<Promise<void>>();
   private timer: ReturnType<typeof setInterval> | undefined;
+  private ticks = 0;
   private lastTick = performance.now();
   private lastResumeSave = performance.now();
   private resumeDirty = false;
   private rateDown = 0;
   private rateUp = 0;
-  private tickDown = 0;
+  private lastDownloaded = 0;
+  private lastUploaded = 0;
   private stopped = false;
   private settle!: { resolve: () => void; reject: (e: unknown) => void };
   private requests: BlockRequest[] = [];
@@ -104,8 +131,11 @@ export class Torrent implements PeerOwner {
       reconnectBaseMs: c.reconnectBaseSeconds * 1000,
       dial: (record) => this.dial(record),
     });
+    this.choker = new Choker(c.uploadSlots);
+    const reserved = new Uint8Array(8);
+    reserved[7] |= FAST_BIT;
     this.handshake = {
-      reserved: new Uint8Array(8),
+      reserved,
       infoHash: meta.infoHash,
       peerId: options.peerId,
     };
@@ -125,11 +155,11 @@ export class Torrent implements PeerOwner {
   }
 
   /**
-   * Starts trackers and dialing; `listenPort` is told to trackers. A complete
-   * torrent resolves `finished` at once.
+   * Starts trackers, dialing and the choker; `listenPort` is told to
+   * trackers. A torrent that is complete already resolves `finished` at once
+   * and seeds.
    */
   start(extraPeers: PeerAddress[], listenPort: number): void {
-    if (this.complete) return this.settle.resolve();
     this.addPeers(extraPeers, "command line");
     const c = this.options.config;
     if (this.meta.trackers.length > 0) {
@@ -153,6 +183,7 @@ export class Torrent implements PeerOwner {
     }
     this.timer = setInterval(() => this.tick(), TICK_MS);
     Deno.unrefTimer(this.timer as unknown as number);
+    if (this.complete) this.settle.resolve();
   }
 
   addPeers(peers: PeerAddress[], source: string): void {
@@ -167,7 +198,10 @@ export class Torrent implements PeerOwner {
     host: string,
     port: number,
   ): Promise<void> {
-    if (this.stopped || this.complete || !this.swarm.hasRoom) {
+    if (
+      this.stopped || this.bannedPeerIds.has(idKey(opened.remote.peerId)) ||
+      !this.makeRoom()
+    ) {
       opened.conn.close();
       return;
     }
@@ -186,9 +220,9 @@ export class Torrent implements PeerOwner {
   /** Addresses that sent us data, most first (complete once stop() has closed the peers). */
   sources(): { address: string; bytes: number }[] {
     return [...this.swarm.peers.values()]
-      .filter((p) => p.downloaded > 0)
-      .sort((a, b) => b.downloaded - a.downloaded)
-      .map((p) => ({ address: p.key, bytes: p.downloaded }));
+      .filter((p) => p.rating.downloaded > 0)
+      .sort((a, b) => b.rating.downloaded - a.rating.downloaded)
+      .map((p) => ({ address: p.key, bytes: p.rating.downloaded }));
   }
 
   stats(): TorrentStats {
@@ -222,11 +256,15 @@ export class Torrent implements PeerOwner {
     await this.announcer?.stop(3000);
   }
 
-  // --- PeerOwner ---
+  // --- PeerOwner: downloading ---
 
   peerHasChanged(peer: PeerConnection, index: number): void {
     if (index < 0) this.picker.addPeer(peer.has);
     else this.picker.peerHas(index);
+    if (this.complete && peer.has.complete) {
+      // Two seeds have nothing to trade.
+      return peer.close("both sides are seeds");
+    }
     if (!peer.amInterested && !this.complete) {
       const wanted = index < 0
         ? this.picker.interesting(peer.has)
@@ -250,7 +288,6 @@ export class Torrent implements PeerOwner {
     const id = this.geometry.blockId(index, block);
     const wasRequested = peer.outstanding.delete(id);
     this.downloaded += data.length;
-    this.tickDown += data.length;
     const piece = this.picker.active.get(index);
     if (!piece) {
       // A late answer to a cancelled request is normal; data nobody asked for is not.
@@ -286,7 +323,14 @@ export class Torrent implements PeerOwner {
     const room = peer.pipelineRoom;
     if (room === 0 || this.complete) return;
     this.requests.length = 0;
-    this.picker.pick(peer, room, this.requests);
+    // BEP 6: while the peer chokes us, only its allowed-fast pieces may be asked for.
+    const view: PickerPeer = peer.peerChoking
+      ? {
+        has: { has: (i) => peer.fastPieces.has(i) && peer.has.has(i) },
+        outstanding: peer.outstanding,
+      }
+      : peer;
+    this.picker.pick(view, room, this.requests);
     if (this.requests.length > 0) peer.sendRequests(this.requests);
   }
 
@@ -294,15 +338,56 @@ export class Torrent implements PeerOwner {
     for (const id of blockIds) this.picker.release(id);
   }
 
+  // --- PeerOwner: uploading ---
+
+  refuseRequest(index: number, begin: number, length: number): string | null {
+    if (index >= this.meta.pieceCount) return `piece ${index} does not exist`;
+    if (length === 0 || length > MAX_REQUEST) {
+      return `request of ${length} bytes`;
+    }
+    if (begin + length > this.geometry.pieceSize(index)) {
+      return `request past the end of piece ${index}`;
+    }
+    if (!this.have.has(index)) return `piece ${index} is not verified here`;
+    return null;
+  }
+
+  readBlock(index: number, begin: number, out: Uint8Array): boolean {
+    try {
+      return this.store.readBlock(index, begin, out);
+    } catch (e) {
+      this.options.log(
+        `cannot serve piece ${index}: ${e instanceof Error ? e.message : e}`,
+      );
+      return false;
+    }
+  }
+
+  blockServed(length: number): void {
+    this.uploaded += length;
+  }
+
+  peerInterested(peer: PeerConnection): void {
+    this.choker.interested(peer, this.connections);
+  }
+
   closed(peer: PeerConnection, reason: string, violation: boolean): void {
     if (!this.connections.delete(peer)) return;
     this.picker.removePeer(peer.has);
     this.requestsLost(peer, peer.outstanding);
     peer.outstanding.clear();
+    this.choker.removed(peer, this.connections);
     const record = this.records.get(peer);
     this.records.delete(peer);
     if (record) {
-      record.downloaded += peer.downloaded;
+      const r = record.rating;
+      r.downloaded += peer.downloaded;
+      r.uploaded += peer.uploaded;
+      r.peakRate = Math.max(r.peakRate, peer.peakRate);
+      if (peer.rttMs > 0) {
+        r.rttMs = r.rttMs === 0 ? peer.rttMs : (r.rttMs + peer.rttMs) / 2;
+      }
+      r.snubs += peer.snubCount;
       this.swarm.disconnected(
         record,
         performance.now(),
@@ -328,7 +413,10 @@ export class Torrent implements PeerOwner {
         this.handshake,
         this.options.config.connectTimeoutSeconds * 1000,
       );
-      if (this.stopped || !this.swarm.hasRoom) {
+      if (
+        this.stopped || !this.swarm.hasRoom ||
+        this.bannedPeerIds.has(idKey(opened.remote.peerId))
+      ) {
         opened.conn.close();
         return;
       }
@@ -355,13 +443,48 @@ export class Torrent implements PeerOwner {
       opened.remote.peerId,
       this.meta.pieceCount,
       this,
-      { maxRequests: c.maxRequestsPerPeer, pipelineSeconds: c.pipelineSeconds },
+      {
+        maxRequests: c.maxRequestsPerPeer,
+        pipelineSeconds: c.pipelineSeconds,
+        fast: (opened.remote.reserved[7] & FAST_BIT) !== 0,
+        download: this.options.download,
+        upload: this.options.upload,
+      },
     );
+    record.client = clientName(opened.remote.peerId);
     this.connections.add(peer);
     this.records.set(peer, record);
-    const task = peer.run(opened.leftover, this.have);
+    this.recordsByNum.set(peer.num, record);
+    const offered = allowedFastSet(
+      record.host,
+      this.meta.infoHash,
+      this.meta.pieceCount,
+    )
+      .filter((i) => this.have.has(i));
+    const task = peer.run(opened.leftover, this.have, offered);
     this.tasks.add(task);
     task.finally(() => this.tasks.delete(task));
+  }
+
+  /**
+   * Frees a slot for an incoming peer at the connection limit by dropping
+   * the worst-rated connected peer, if it rates below a newcomer (0).
+   */
+  private makeRoom(): boolean {
+    if (this.swarm.hasRoom) return true;
+    let worst: PeerConnection | null = null;
+    let worstScore = 0;
+    for (const peer of this.connections) {
+      const s = score(this.records.get(peer)!.rating) +
+        10 * Math.log2(1 + peer.rate / BLOCK_SIZE);
+      if (s < worstScore) {
+        worst = peer;
+        worstScore = s;
+      }
+    }
+    if (!worst) return false;
+    worst.close("dropped for a better-rated peer at the connection limit");
+    return this.swarm.hasRoom;
   }
 
   private cancelElsewhere(
@@ -370,7 +493,7 @@ export class Torrent implements PeerOwner {
     block: number,
     id: number,
   ): void {
-    const begin = block * 16384;
+    const begin = block * BLOCK_SIZE;
     const length = this.geometry.blockSize(piece.index, block);
     for (const other of this.connections) {
       if (other !== from) other.sendCancel(id, piece.index, begin, length);
@@ -386,9 +509,15 @@ export class Torrent implements PeerOwner {
         `piece ${index} failed its hash check; fetching it again`,
       );
       this.wasted += piece.size;
-      this.blameSenders(piece);
+      this.blameFailure(piece);
       this.picker.failed(piece);
       return;
+    }
+    for (const num of this.smartBan.culprits(piece)) {
+      this.ban(
+        num,
+        `sent bad data for piece ${index} (its blocks differ from the verified ones)`,
+      );
     }
     try {
       this.store.writePiece(index, piece.buffer);
@@ -404,24 +533,47 @@ export class Torrent implements PeerOwner {
     if (this.complete) this.onComplete();
   }
 
-  /** Peers whose blocks were in failed pieces too often are dropped. */
-  private blameSenders(piece: ActivePiece): void {
+  /** Records who sent a failed piece; a peer that alone sent failed pieces repeatedly is banned. */
+  private blameFailure(piece: ActivePiece): void {
+    this.smartBan.pieceFailed(piece);
     const senders = new Set(piece.senders);
-    for (const peer of [...this.connections]) {
-      if (!senders.has(peer.num)) continue;
-      const count = (this.hashFailures.get(peer.num) ?? 0) + 1;
-      this.hashFailures.set(peer.num, count);
-      if (count >= MAX_HASH_FAILURES) {
-        peer.close(
-          `sent data for ${count} pieces that failed their hash`,
-          true,
-        );
-      }
+    for (const num of senders) {
+      const record = this.recordsByNum.get(num);
+      if (record) record.rating.failedPieces++;
+    }
+    if (senders.size !== 1) return;
+    const [only] = senders;
+    const record = this.recordsByNum.get(only);
+    if (record && record.rating.failedPieces >= MAX_SOLE_FAILURES) {
+      this.ban(
+        only,
+        `sent ${record.rating.failedPieces} pieces that failed their hash`,
+      );
     }
   }
 
+  /** Bans a connection's address and peer id for the rest of the run. */
+  private ban(num: number, reason: string): void {
+    const record = this.recordsByNum.get(num);
+    if (!record || record.rating.banned) return;
+    this.swarm.ban(record);
+    for (const peer of this.connections) {
+      if (peer.num !== num) continue;
+      this.bannedPeerIds.add(idKey(peer.peerId));
+      peer.close(`banned: ${reason}`, true);
+    }
+    this.options.log(
+      `banned ${record.key}${
+        record.client ? ` (${record.client})` : ""
+      }: ${reason}`,
+    );
+  }
+
   private onComplete(): void {
-    for (const peer of this.connections) peer.setInterested(false);
+    for (const peer of [...this.connections]) {
+      peer.setInterested(false);
+      if (peer.has.complete) peer.close("both sides are seeds");
+    }
     try {
       this.persist();
     } catch (e) {
@@ -446,9 +598,7 @@ export class Torrent implements PeerOwner {
     const now = performance.now();
     const seconds = Math.max(0.001, (now - this.lastTick) / 1000);
     this.lastTick = now;
-    // A smoothed rate keeps the ETA from jumping with every tick.
-    this.rateDown = this.rateDown * 0.6 + (this.tickDown / seconds) * 0.4;
-    this.tickDown = 0;
+    this.ticks++;
     const c = this.options.config;
     for (const peer of [...this.connections]) {
       const reason = peer.tick(now, seconds, c.snubSeconds, c.peerIdleSeconds);
@@ -460,6 +610,19 @@ export class Torrent implements PeerOwner {
         peer.setInterested(false);
       }
       this.fillPipeline(peer);
+    }
+    // A smoothed rate keeps the ETA from jumping with every tick.
+    this.rateDown = this.rateDown * 0.6 +
+      ((this.downloaded - this.lastDownloaded) / seconds) * 0.4;
+    this.rateUp = this.rateUp * 0.6 +
+      ((this.uploaded - this.lastUploaded) / seconds) * 0.4;
+    this.lastDownloaded = this.downloaded;
+    this.lastUploaded = this.uploaded;
+    if (this.ticks % RECHOKE_TICKS === 0) {
+      this.choker.rechoke(this.connections, this.complete);
+    }
+    if (this.ticks % OPTIMISTIC_TICKS === 0) {
+      this.choker.rotateOptimistic(this.connections);
     }
     this.swarm.dialSome(now);
     if (this.announcer && this.swarm.shortOfPeers(now)) {
@@ -475,4 +638,8 @@ export class Torrent implements PeerOwner {
       }
     }
   }
+}
+
+function idKey(peerId: Uint8Array): string {
+  return String.fromCharCode(...peerId);
 }

@@ -5,36 +5,47 @@ import { parseArgs } from "node:util";
 import { ConfigError } from "../config.ts";
 import type { PeerAddress } from "../tracker/types.ts";
 
-export interface DownloadArgs {
-  command: "download";
+export interface TorrentArgs {
+  command: "download" | "seed";
   torrent: string;
-  dir?: string;
+  /** Config keys set by flags (--dir, --port, limits, seeding goals). */
+  overrides: Record<string, unknown>;
   config?: string;
-  port?: number;
   peers: PeerAddress[];
+  peerReport?: string;
   quiet: boolean;
 }
 
-export type ParsedArgs = DownloadArgs | { command: "help" } | {
+export type ParsedArgs = TorrentArgs | { command: "help" } | {
   command: "version";
 };
 
 export const USAGE = `Usage: btclient download <file.torrent> [options]
+       btclient seed <file.torrent> [options]
 
-Downloads a torrent into a folder, verifying every piece, resuming where a
-previous run stopped.
+download  fetches a torrent into a folder, verifying every piece and resuming
+          where a previous run stopped; then seeds until the seeding goal
+          (none by default: it exits when complete).
+seed      checks the data in the folder and seeds it (fetching whatever is
+          missing first) until the seeding goal, or until stopped when no
+          goal is set.
 
 Options:
-  --dir DIR          download folder (config downloadDir, default "downloads")
-  --config FILE      JSON config file (default ./config.json when present)
-  --port N           TCP port for incoming peers (config listenPort, default 6881)
-  --peer HOST:PORT   dial this peer directly; repeatable; works with or without trackers
-  --quiet            print errors only
-  -h, --help         show this help
-  --version          print the version
+  --dir DIR              download folder (config downloadDir, default "downloads")
+  --config FILE          JSON config file (default ./config.json when present)
+  --port N               TCP port for incoming peers (config listenPort, default 6881)
+  --peer HOST:PORT       dial this peer directly; repeatable; works with or without trackers
+  --download-limit RATE  global download cap, bytes/s; suffixes K, M, G (KiB, MiB, GiB); 0 = none
+  --upload-limit RATE    global upload cap, likewise
+  --seed-ratio R         seed until uploaded/size reaches R (0 = no ratio goal)
+  --seed-minutes M       seed for M minutes after completing (0 = no time goal)
+  --peer-report FILE     write every peer's rating at exit (.json or .csv)
+  --quiet                print errors only
+  -h, --help             show this help
+  --version              print the version
 
-Exit codes: 0 complete, 1 failure (disk, network), 2 bad input (torrent file,
-config, flags), 130 stopped by SIGINT, 143 stopped by SIGTERM.`;
+Exit codes: 0 complete (and seeded to the goal), 1 failure (disk, network),
+2 bad input (torrent file, config, flags), 130 stopped by SIGINT, 143 by SIGTERM.`;
 
 export function parseCommandLine(argv: string[]): ParsedArgs {
   let parsed;
@@ -48,6 +59,11 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
         config: { type: "string" },
         port: { type: "string" },
         peer: { type: "string", multiple: true },
+        "download-limit": { type: "string" },
+        "upload-limit": { type: "string" },
+        "seed-ratio": { type: "string" },
+        "seed-minutes": { type: "string" },
+        "peer-report": { type: "string" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
@@ -63,24 +79,53 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
   if (command === undefined) {
     throw new ConfigError("no command given (try --help)");
   }
-  if (command !== "download") {
+  if (command !== "download" && command !== "seed") {
     throw new ConfigError(`unknown command "${command}" (try --help)`);
   }
   if (operands.length === 0) {
-    throw new ConfigError("download needs a .torrent file");
+    throw new ConfigError(`${command} needs a .torrent file`);
   }
   if (operands.length > 1) {
-    throw new ConfigError(`download takes one torrent, got ${operands.length}`);
+    throw new ConfigError(
+      `${command} takes one torrent, got ${operands.length}`,
+    );
+  }
+  const report = values["peer-report"];
+  if (report !== undefined && !/\.(json|csv)$/i.test(report)) {
+    throw new ConfigError(
+      `--peer-report "${report}" must end in .json or .csv`,
+    );
+  }
+  const overrides: Record<string, unknown> = {};
+  if (values.dir !== undefined) overrides.downloadDir = values.dir;
+  if (values.port !== undefined) {
+    overrides.listenPort = parsePort(values.port, "--port");
+  }
+  const rates = [["download-limit", "downloadLimit"], [
+    "upload-limit",
+    "uploadLimit",
+  ]] as const;
+  for (const [flag, key] of rates) {
+    if (values[flag] !== undefined) {
+      overrides[key] = parseRate(values[flag], `--${flag}`);
+    }
+  }
+  const goals = [["seed-ratio", "seedRatio"], [
+    "seed-minutes",
+    "seedMinutes",
+  ]] as const;
+  for (const [flag, key] of goals) {
+    if (values[flag] !== undefined) {
+      overrides[key] = parseNumber(values[flag], `--${flag}`);
+    }
   }
   return {
-    command: "download",
+    command,
     torrent: operands[0],
-    dir: values.dir,
+    overrides,
     config: values.config,
-    port: values.port === undefined
-      ? undefined
-      : parsePort(values.port, "--port"),
     peers: (values.peer ?? []).map(parsePeer),
+    peerReport: report,
     quiet: values.quiet ?? false,
   };
 }
@@ -88,6 +133,28 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
 function parsePort(text: string, what: string): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
     throw new ConfigError(`${what} "${text}" is not a port number (0-65535)`);
+  }
+  return Number(text);
+}
+
+/** Bytes a second, with an optional K, M or G suffix (powers of 1024). */
+export function parseRate(text: string, what: string): number {
+  const match = /^(\d+(?:\.\d+)?)([KMG]?)(?:i?B)?$/i.exec(text.trim());
+  if (!match) {
+    throw new ConfigError(`${what} "${text}" is not a rate (e.g. 500K, 5M, 0)`);
+  }
+  const scale = {
+    "": 1,
+    K: 1024,
+    M: 1024 ** 2,
+    G: 1024 ** 3,
+  }[match[2].toUpperCase() as "" | "K" | "M" | "G"];
+  return Math.round(Number(match[1]) * scale);
+}
+
+function parseNumber(text: string, what: string): number {
+  if (!/^\d+(\.\d+)?$/.test(text)) {
+    throw new ConfigError(`${what} "${text}" is not a number`);
   }
   return Number(text);
 }

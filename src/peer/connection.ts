@@ -1,15 +1,18 @@
-// One peer connection after the handshake (BEP 3): reads into one fixed
-// buffer and parses in place (WireReader), keeps the choke/interest state and
-// the peer's pieces, and keeps a pipeline of block requests whose depth
-// follows the peer's measured rate. What to request and what a block means
-// are the owner's business.
+// One peer connection after the handshake (BEP 3, BEP 6 fast extension):
+// reads into one fixed buffer and parses in place (WireReader), keeps the
+// choke/interest state and the peer's pieces, keeps a pipeline of block
+// requests whose depth follows the peer's rate, and serves the peer's
+// requests from disk while we unchoke it. What to request, what a block
+// means and where served data comes from are the owner's business.
 
 import { Bitfield } from "../pieces/bitfield.ts";
 import { BLOCK_SIZE } from "../pieces/geometry.ts";
 import type { BlockRequest } from "../pieces/picker.ts";
+import type { Bandwidth } from "../swarm/bandwidth.ts";
 import { MessageId, OutBuffer } from "../wire/messages.ts";
 import { WireError } from "../wire/handshake.ts";
 import { type WireHandler, WireReader } from "../wire/reader.ts";
+import { UploadQueue } from "./upload_queue.ts";
 
 /** What a connection reports to, and asks of, its torrent. */
 export interface PeerOwner {
@@ -31,8 +34,16 @@ export interface PeerOwner {
   ): void;
   /** The peer may take more requests: ask the picker and send them. */
   fillPipeline(peer: PeerConnection): void;
-  /** Outstanding requests were dropped (choke, reject, snub): give them back. */
+  /** Outstanding requests were dropped (choke, snub): give them back. */
   requestsLost(peer: PeerConnection, blockIds: Iterable<number>): void;
+  /** Why a request of the peer cannot be served, or null when it can. */
+  refuseRequest(index: number, begin: number, length: number): string | null;
+  /** Reads a verified block into `out`; false on a disk error. */
+  readBlock(index: number, begin: number, out: Uint8Array): boolean;
+  /** A block went into the send buffer (upload accounting). */
+  blockServed(length: number): void;
+  /** The peer turned interested in us (the choker may unchoke it at once). */
+  peerInterested(peer: PeerConnection): void;
   closed(peer: PeerConnection, reason: string, violation: boolean): void;
 }
 
@@ -45,12 +56,20 @@ export interface ConnectionOptions {
   maxRequests: number;
   /** Seconds of the peer's rate to keep in flight as requests. */
   pipelineSeconds: number;
+  /** BEP 6 was advertised by both sides. */
+  fast: boolean;
+  download: Bandwidth;
+  upload: Bandwidth;
 }
 
 const MIN_PIPELINE = 4;
 /** Largest payload besides a bitfield: a 128 KiB block plus its header. */
 const MAX_MESSAGE = 128 * 1024 + 9;
 const READ_BUFFER = 256 * 1024;
+/** Served blocks queued for the socket at most; more waits for the writes. */
+const SEND_WATERMARK = 512 * 1024;
+/** One request in this many is timed for the round-trip estimate. */
+const RTT_SAMPLE_EVERY = 16;
 
 let nextPeerNumber = 0;
 
@@ -58,18 +77,26 @@ export class PeerConnection implements WireHandler {
   /** A small integer naming this connection (block attribution). */
   readonly num = nextPeerNumber++;
   readonly has: Bitfield;
+  /** BEP 6: pieces the peer lets us fetch while it chokes us. */
+  readonly fastPieces: Bitfield;
   readonly outstanding = new Set<number>();
+  readonly uploads = new UploadQueue();
   amInterested = false;
   amChoking = true;
   peerChoking = true;
   peerInterested = false;
-  /** Payload bytes received from this peer (blocks). */
+  /** Payload bytes received from (downloaded) and sent to (uploaded) this peer. */
   downloaded = 0;
   uploaded = 0;
-  /** Payload bytes a second, measured over the last tick. */
+  /** Payload bytes a second received, and sent, over the last tick. */
   rate = 0;
+  uploadRate = 0;
+  peakRate = 0;
+  /** Smoothed request round trip in ms (0 until measured). */
+  rttMs = 0;
   pipelineTarget = MIN_PIPELINE;
   snubbed = false;
+  snubCount = 0;
   lastReceiveAt = performance.now();
   lastSendAt = performance.now();
   lastBlockAt = performance.now();
@@ -80,7 +107,13 @@ export class PeerConnection implements WireHandler {
   private writing = false;
   private gotFirstMessage = false;
   private bytesThisTick = 0;
+  private uploadedThisTick = 0;
   private measured = false;
+  private requestsSent = 0;
+  private rttProbes = new Map<number, number>();
+  private uploadTimer: ReturnType<typeof setTimeout> | undefined;
+  /** BEP 6: pieces we let this peer fetch while we choke it. */
+  private offeredFast = new Set<number>();
 
   constructor(
     readonly conn: Deno.TcpConn,
@@ -92,6 +125,7 @@ export class PeerConnection implements WireHandler {
     private options: ConnectionOptions,
   ) {
     this.has = new Bitfield(pieceCount);
+    this.fastPieces = new Bitfield(pieceCount);
     this.reader = new WireReader(this, {
       maxMessageLength: Math.max(MAX_MESSAGE, 1 + Math.ceil(pieceCount / 8)),
       bufferSize: READ_BUFFER,
@@ -104,19 +138,42 @@ export class PeerConnection implements WireHandler {
       : `${this.host}:${this.port}`;
   }
 
+  get fast(): boolean {
+    return this.options.fast;
+  }
+
   /** Reads until the connection closes; never throws. */
-  async run(leftover: Uint8Array, ourBitfield: Bitfield): Promise<void> {
-    if (ourBitfield.count > 0) this.out.bitfield(ourBitfield.bytes);
+  async run(
+    leftover: Uint8Array,
+    ours: Bitfield,
+    allowedFast: number[],
+  ): Promise<void> {
+    // BEP 6: have-all / have-none replace the bitfield when both sides speak it.
+    if (this.fast && ours.complete) this.out.simple(MessageId.HaveAll);
+    else if (this.fast && ours.count === 0) this.out.simple(MessageId.HaveNone);
+    else if (ours.count > 0) this.out.bitfield(ours.bytes);
+    if (this.fast) {
+      for (const i of allowedFast) {
+        this.offeredFast.add(i);
+        this.out.have(i, MessageId.AllowedFast);
+      }
+    }
     this.flush();
     try {
       if (leftover.length > 0) this.accept(leftover);
       while (this.closedReason === null) {
-        const space = this.reader.space();
-        const n = await this.conn.read(space);
+        const n = await this.conn.read(this.reader.space());
         if (n === null) return this.close("peer closed the connection");
         this.lastReceiveAt = performance.now();
         this.reader.commit(n);
         this.afterInput();
+        const download = this.options.download;
+        if (download.limited) {
+          // Reading less is what slows the sender: TCP flow control does the rest.
+          download.charge(n);
+          const wait = download.waitMs(0);
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
       }
     } catch (e) {
       if (e instanceof WireError || e instanceof PeerViolation) {
@@ -129,8 +186,14 @@ export class PeerConnection implements WireHandler {
 
   /** Sends requests the owner picked. */
   sendRequests(requests: BlockRequest[]): void {
+    const now = performance.now();
     for (const r of requests) {
       this.out.blockMessage(MessageId.Request, r.piece, r.begin, r.length);
+      if (
+        ++this.requestsSent % RTT_SAMPLE_EVERY === 0 && this.rttProbes.size < 64
+      ) {
+        this.rttProbes.set(probeKey(r.piece, r.begin), now);
+      }
     }
     this.flush();
   }
@@ -160,16 +223,30 @@ export class PeerConnection implements WireHandler {
     this.flush();
   }
 
-  /** Room left in the request pipeline. */
-  get pipelineRoom(): number {
-    if (this.peerChoking || !this.amInterested || this.closedReason !== null) {
-      return 0;
+  /** The choker's decision. Choking drops (BEP 3) or rejects (BEP 6) queued requests. */
+  setChoking(choking: boolean): void {
+    if (choking === this.amChoking || this.closedReason !== null) return;
+    this.amChoking = choking;
+    this.out.simple(choking ? MessageId.Choke : MessageId.Unchoke);
+    if (choking) {
+      for (const r of this.uploads.clear()) {
+        if (this.fast) {
+          this.out.blockMessage(MessageId.Reject, r.index, r.begin, r.length);
+        }
+      }
     }
+    this.flush();
+  }
+
+  /** Room left in the request pipeline (allowed-fast pieces count while choked). */
+  get pipelineRoom(): number {
+    if (!this.amInterested || this.closedReason !== null) return 0;
+    if (this.peerChoking && this.fastPieces.count === 0) return 0;
     return Math.max(0, this.pipelineTarget - this.outstanding.size);
   }
 
   /**
-   * Once a second: measure the rate, size the pipeline, send keep-alives and
+   * Once a second: measure rates, size the pipeline, send keep-alives and
    * detect a snubbing or silent peer. Returns a reason to drop it, or null.
    */
   tick(
@@ -179,8 +256,11 @@ export class PeerConnection implements WireHandler {
     idleSeconds: number,
   ): string | null {
     this.rate = this.bytesThisTick / tickSeconds;
+    this.uploadRate = this.uploadedThisTick / tickSeconds;
+    this.peakRate = Math.max(this.peakRate, this.rate);
     if (this.bytesThisTick > 0) this.measured = true;
     this.bytesThisTick = 0;
+    this.uploadedThisTick = 0;
     if (this.measured) {
       const wanted = Math.ceil(
         (this.rate * this.options.pipelineSeconds) / BLOCK_SIZE,
@@ -195,10 +275,12 @@ export class PeerConnection implements WireHandler {
       return `peer sent nothing for ${idleSeconds} s`;
     }
     if (
-      this.outstanding.size > 0 && now - this.lastBlockAt > snubSeconds * 1000
+      !this.snubbed && this.outstanding.size > 0 &&
+      now - this.lastBlockAt > snubSeconds * 1000
     ) {
       // Snubbed: its requests go to other peers and it keeps one probe.
       this.snubbed = true;
+      this.snubCount++;
       this.pipelineTarget = 1;
       this.giveBackRequests();
     }
@@ -212,6 +294,7 @@ export class PeerConnection implements WireHandler {
   close(reason: string, violation = false): void {
     if (this.closedReason !== null) return;
     this.closedReason = reason;
+    clearTimeout(this.uploadTimer);
     try {
       this.conn.close();
     } catch { /* the socket may already be gone */ }
@@ -225,7 +308,8 @@ export class PeerConnection implements WireHandler {
   choke(): void {
     this.firstMessage();
     this.peerChoking = true;
-    // BEP 3: a choke discards every pending request.
+    // BEP 3: a choke discards pending requests. Under BEP 6 the peer rejects
+    // them one by one instead, but handing them to other peers now is faster.
     this.giveBackRequests();
   }
 
@@ -236,7 +320,9 @@ export class PeerConnection implements WireHandler {
 
   interested(): void {
     this.firstMessage();
+    if (this.peerInterested) return;
     this.peerInterested = true;
+    this.owner.peerInterested(this);
   }
 
   notInterested(): void {
@@ -265,23 +351,55 @@ export class PeerConnection implements WireHandler {
   }
 
   haveAll(): void {
+    this.requireFast("have all");
     this.bitfieldFrom(Bitfield.full(this.has.size));
   }
 
   haveNone(): void {
-    this.firstMessage();
+    this.requireFast("have none");
+    this.bitfieldFrom(new Bitfield(this.has.size));
   }
 
-  request(): void {
-    // We never unchoke in download-only mode, so a request is not served.
+  request(index: number, begin: number, length: number): void {
     this.firstMessage();
+    const refusal = this.amChoking && !this.mayFetchWhileChoked(index)
+      ? "choked"
+      : this.owner.refuseRequest(index, begin, length);
+    if (refusal !== null) {
+      // Asking while choked is normal in a race with our choke; asking for
+      // what cannot exist is not.
+      if (refusal !== "choked") this.uploads.refused();
+      if (this.fast) {
+        this.out.blockMessage(MessageId.Reject, index, begin, length);
+      }
+    } else if (!this.uploads.add({ index, begin, length })) {
+      if (this.fast) {
+        this.out.blockMessage(MessageId.Reject, index, begin, length);
+      }
+    }
+    if (this.uploads.flooding) {
+      throw new PeerViolation(
+        `sent ${this.uploads.badRequests} requests that could not be served`,
+      );
+    }
   }
 
   piece(index: number, begin: number, block: Uint8Array): void {
     this.firstMessage();
-    this.lastBlockAt = performance.now();
+    const now = performance.now();
+    this.lastBlockAt = now;
     this.bytesThisTick += block.length;
     this.downloaded += block.length;
+    if (this.rttProbes.size > 0) {
+      const sentAt = this.rttProbes.get(probeKey(index, begin));
+      if (sentAt !== undefined) {
+        this.rttProbes.delete(probeKey(index, begin));
+        const sample = now - sentAt;
+        this.rttMs = this.rttMs === 0
+          ? sample
+          : this.rttMs * 0.8 + sample * 0.2;
+      }
+    }
     if (!this.measured && this.pipelineTarget < this.options.maxRequests) {
       // Slow start until the first rate sample: one more request per block.
       this.pipelineTarget++;
@@ -293,8 +411,12 @@ export class PeerConnection implements WireHandler {
     this.owner.blockArrived(this, index, begin, block);
   }
 
-  cancel(): void {
+  cancel(index: number, begin: number, length: number): void {
     this.firstMessage();
+    // BEP 6: even a cancelled request gets exactly one answer.
+    if (this.uploads.cancel(index, begin, length) && this.fast) {
+      this.out.blockMessage(MessageId.Reject, index, begin, length);
+    }
   }
 
   dhtPort(): void {
@@ -302,16 +424,22 @@ export class PeerConnection implements WireHandler {
   }
 
   suggest(): void {
+    // BEP 6: advisory only; rarest-first serves the swarm better than one peer's cache.
+    this.requireFast("suggest piece");
     this.firstMessage();
   }
 
   reject(index: number, begin: number, length: number): void {
+    this.requireFast("reject request");
     this.firstMessage();
     this.owner.blockRejected(this, index, begin, length);
   }
 
-  allowedFast(): void {
+  allowedFast(index: number): void {
+    this.requireFast("allowed fast");
     this.firstMessage();
+    // BEP 6: an index we cannot use is ignored, not an error.
+    if (index < this.fastPieces.size) this.fastPieces.set(index);
   }
 
   extended(): void {
@@ -320,8 +448,21 @@ export class PeerConnection implements WireHandler {
 
   // --- helpers ---
 
+  /** BEP 6: fast-extension messages without the extension close the connection. */
+  private requireFast(what: string): void {
+    if (!this.fast) {
+      throw new PeerViolation(`sent ${what} without the fast extension`);
+    }
+  }
+
+  /** BEP 6: an offered allowed-fast piece, to a peer still starting (at most k pieces). */
+  private mayFetchWhileChoked(index: number): boolean {
+    return this.offeredFast.has(index) &&
+      this.has.count <= this.offeredFast.size;
+  }
+
   private bitfieldFrom(field: Bitfield): void {
-    // BEP 3: a bitfield (or BEP 6 have-all) may only be the first message.
+    // BEP 3: a bitfield (or BEP 6 have-all/none) may only be the first message.
     if (this.gotFirstMessage) {
       throw new PeerViolation("bitfield after the first message");
     }
@@ -352,7 +493,48 @@ export class PeerConnection implements WireHandler {
     if (this.pipelineRoom >= Math.max(1, this.pipelineTarget >> 3)) {
       this.owner.fillPipeline(this);
     }
+    this.serveUploads();
     this.flush();
+  }
+
+  /** Moves queued requests into the send buffer, within the watermark and the upload cap. */
+  private serveUploads(): void {
+    const queue = this.uploads.pending;
+    const upload = this.options.upload;
+    while (
+      queue.length > 0 && this.out.length < SEND_WATERMARK &&
+      this.closedReason === null
+    ) {
+      const next = queue[0];
+      if (!upload.allows(next.length)) {
+        if (this.uploadTimer === undefined) {
+          this.uploadTimer = setTimeout(() => {
+            this.uploadTimer = undefined;
+            this.serveUploads();
+            this.flush();
+          }, Math.max(1, upload.waitMs(next.length)));
+        }
+        return;
+      }
+      queue.shift();
+      const block = this.out.pieceSlot(next.index, next.begin, next.length);
+      if (!this.owner.readBlock(next.index, next.begin, block)) {
+        this.out.dropLast(13 + next.length);
+        if (this.fast) {
+          this.out.blockMessage(
+            MessageId.Reject,
+            next.index,
+            next.begin,
+            next.length,
+          );
+        }
+        continue;
+      }
+      upload.charge(next.length);
+      this.uploaded += next.length;
+      this.uploadedThisTick += next.length;
+      this.owner.blockServed(next.length);
+    }
   }
 
   private giveBackRequests(): void {
@@ -380,9 +562,15 @@ export class PeerConnection implements WireHandler {
         off += await this.conn.write(data.subarray(off));
       }
       this.lastSendAt = performance.now();
+      // Room in the send buffer again: serve more of the peer's requests.
+      this.serveUploads();
     }
     this.writing = false;
   }
+}
+
+function probeKey(piece: number, begin: number): number {
+  return piece * 65536 + begin / BLOCK_SIZE;
 }
 
 function clamp(v: number, lo: number, hi: number): number {

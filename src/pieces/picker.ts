@@ -15,8 +15,13 @@ import type { Bitfield } from "./bitfield.ts";
 import { BLOCK_SIZE, type PieceGeometry } from "./geometry.ts";
 
 /** A peer as the picker sees it. */
+/** Which pieces a peer offers: its bitfield, or a narrower view of it. */
+export interface PieceSet {
+  has(index: number): boolean;
+}
+
 export interface PickerPeer {
-  has: Bitfield;
+  has: PieceSet;
   /** Global ids of blocks this peer has outstanding requests for. */
   outstanding: Set<number>;
 }
@@ -179,7 +184,7 @@ export class PiecePicker {
   }
 
   /** The rarest piece the peer has and nobody is fetching; random among equals. */
-  private rarestMissing(has: Bitfield): number {
+  private rarestMissing(has: PieceSet): number {
     const n = this.geometry.pieceCount;
     const start = Math.floor(Math.random() * n);
     let best = -1;

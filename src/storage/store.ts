@@ -64,11 +64,19 @@ export class PieceStore {
    * (the piece cannot be on disk then).
    */
   readPiece(piece: number, out: Uint8Array): boolean {
+    return this.readBlock(piece, 0, out);
+  }
+
+  /** Reads `out.length` bytes of a piece from `begin` (a block for upload). */
+  readBlock(piece: number, begin: number, out: Uint8Array): boolean {
+    const start = piece * this.meta.pieceLength + begin;
+    const end = start + out.length;
     for (const span of pieceSpans(this.meta, piece)) {
-      const target = out.subarray(
-        span.pieceOffset,
-        span.pieceOffset + span.length,
-      );
+      const fileStart = this.meta.files[span.file].offset + span.fileOffset;
+      const from = Math.max(start, fileStart);
+      const to = Math.min(end, fileStart + span.length);
+      if (to <= from) continue;
+      const target = out.subarray(from - start, to - start);
       if (this.meta.files[span.file].padding) {
         target.fill(0);
         continue;
@@ -77,20 +85,20 @@ export class PieceStore {
       if (fd === undefined) return false;
       const got = this.guard(this.paths[span.file], () => {
         let done = 0;
-        while (done < span.length) {
+        while (done < target.length) {
           const n = fs.readSync(
             fd,
             target,
             done,
-            span.length - done,
-            span.fileOffset + done,
+            target.length - done,
+            from - this.meta.files[span.file].offset + done,
           );
           if (n === 0) break;
           done += n;
         }
         return done;
       });
-      if (got < span.length) return false;
+      if (got < target.length) return false;
     }
     return true;
   }

@@ -1,9 +1,10 @@
 // The known addresses of one torrent's swarm and when to dial them: within
-// the connection and half-open limits, the least-failed first, closed ones
+// the connection and half-open limits, the best-rated first, closed ones
 // retried after a backoff that doubles with each failure, misbehaving ones
-// not again for a long while.
+// kept away, banned ones never again this run.
 
 import type { PeerAddress } from "../tracker/types.ts";
+import { newRating, type PeerRating, score } from "./rating.ts";
 
 export interface PeerRecord {
   host: string;
@@ -12,12 +13,11 @@ export interface PeerRecord {
   source: string;
   connected: boolean;
   connecting: boolean;
-  failures: number;
-  violations: number;
-  /** Payload bytes received from this address over all its connections. */
-  downloaded: number;
+  rating: PeerRating;
+  /** The client, decoded from its peer id once connected. */
+  client: string;
   nextDialAt: number;
-  /** Never dial again this run (our own address, or a repeat offender). */
+  /** Never dial this address (ourselves, an ephemeral incoming port, a ban). */
   excluded: boolean;
 }
 
@@ -64,21 +64,14 @@ export class Swarm {
         source,
         connected: false,
         connecting: false,
-        failures: 0,
-        violations: 0,
-        downloaded: 0,
+        rating: newRating(),
+        client: "",
         nextDialAt: 0,
         excluded: false,
       });
       added++;
     }
     return added;
-  }
-
-  /** Never dial this address (it is ourselves). */
-  exclude(host: string, port: number): void {
-    const record = this.peers.get(addressKey(host, port));
-    if (record) record.excluded = true;
   }
 
   /** Whether a new connection (dialled or accepted) fits the limit. */
@@ -94,12 +87,12 @@ export class Swarm {
     return this.connected + dialable < this.options.maxPeers;
   }
 
-  /** Starts dials up to the limits. */
+  /** Starts dials up to the limits, best-rated first. */
   dialSome(now: number): void {
     if (!this.hasRoom || this.halfOpen >= this.options.maxHalfOpen) return;
     const candidates = [...this.peers.values()]
       .filter((p) => this.eligible(p, now))
-      .sort((a, b) => a.failures - b.failures);
+      .sort((a, b) => score(b.rating) - score(a.rating));
     for (const p of candidates) {
       if (!this.hasRoom || this.halfOpen >= this.options.maxHalfOpen) return;
       p.connecting = true;
@@ -114,11 +107,8 @@ export class Swarm {
   /** A connection to the address is up (dialled or accepted). */
   connectedTo(host: string, port: number, source: string): PeerRecord {
     const key = addressKey(host, port);
-    let record = this.peers.get(key);
-    if (!record) {
-      this.add([{ host, port }], source);
-      record = this.peers.get(key)!;
-    }
+    if (!this.peers.has(key)) this.add([{ host, port }], source);
+    const record = this.peers.get(key)!;
     record.connected = true;
     this.connected++;
     return record;
@@ -126,11 +116,11 @@ export class Swarm {
 
   /** A dial failed before a connection was up. */
   dialFailed(record: PeerRecord, now: number): void {
-    record.failures++;
-    record.nextDialAt = now + this.backoff(record.failures);
+    record.rating.failures++;
+    record.nextDialAt = now + this.backoff(record.rating.failures);
   }
 
-  /** A connection closed; a violation rates the peer down. */
+  /** A connection closed; a violation keeps the peer away for long. */
   disconnected(
     record: PeerRecord,
     now: number,
@@ -140,15 +130,21 @@ export class Swarm {
     if (record.connected) this.connected--;
     record.connected = false;
     if (violation) {
-      record.violations++;
+      record.rating.violations++;
       record.nextDialAt = now + VIOLATION_BACKOFF_MS;
-      if (record.violations >= 3) record.excluded = true;
+      if (record.rating.violations >= 3) record.excluded = true;
       return;
     }
     // A peer that gave us data is worth another try soon; one that did not backs off.
-    if (gotData) record.failures = 0;
-    else record.failures++;
-    record.nextDialAt = now + this.backoff(Math.max(1, record.failures));
+    if (gotData) record.rating.failures = 0;
+    else record.rating.failures++;
+    record.nextDialAt = now + this.backoff(Math.max(1, record.rating.failures));
+  }
+
+  /** Bans an address for the rest of the run. */
+  ban(record: PeerRecord): void {
+    record.rating.banned = true;
+    record.excluded = true;
   }
 
   private eligible(p: PeerRecord, now: number): boolean {

@@ -66,10 +66,11 @@ export class OutBuffer {
     this.bytes[at + 4] = id;
   }
 
-  have(index: number): void {
+  /** have, and the BEP 6 messages of the same layout: suggest, allowed fast. */
+  have(index: number, id: number = MessageId.Have): void {
     const at = this.reserve(9);
     this.view.setUint32(at, 5);
-    this.bytes[at + 4] = MessageId.Have;
+    this.bytes[at + 4] = id;
     this.view.setUint32(at + 5, index);
   }
 
@@ -90,12 +91,22 @@ export class OutBuffer {
     this.view.setUint32(at + 13, length);
   }
 
-  piece(index: number, begin: number, block: Uint8Array): void {
-    const at = this.reserve(13 + block.length);
-    this.view.setUint32(at, 9 + block.length);
+  /**
+   * Appends a piece message's header and returns the space for its block, so
+   * that the block can be read from disk straight into the send buffer. Use
+   * the slot before appending anything else.
+   */
+  pieceSlot(index: number, begin: number, length: number): Uint8Array {
+    const at = this.reserve(13 + length);
+    this.view.setUint32(at, 9 + length);
     this.bytes[at + 4] = MessageId.Piece;
     this.view.setUint32(at + 5, index);
     this.view.setUint32(at + 9, begin);
-    this.bytes.set(block, at + 13);
+    return this.bytes.subarray(at + 13, at + 13 + length);
+  }
+
+  /** Removes the last n bytes appended (a piece whose block could not be read). */
+  dropLast(n: number): void {
+    this.length -= n;
   }
 }

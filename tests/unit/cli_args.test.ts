@@ -36,9 +36,9 @@ Deno.test("args: download with every flag", () => {
     {
       command: "download",
       torrent: "ubuntu.torrent",
-      dir: "/tmp/dl",
+      overrides: { downloadDir: "/tmp/dl", listenPort: 51413 },
       config: "my.json",
-      port: 51413,
+      peerReport: undefined,
       peers: [
         { host: "127.0.0.1", port: 6881 },
         { host: "::1", port: 6882 },
@@ -53,17 +53,16 @@ Deno.test("args: download with no flags, flags before the command", () => {
   assert.deepEqual(parseCommandLine(["download", "a.torrent"]), {
     command: "download",
     torrent: "a.torrent",
-    dir: undefined,
+    overrides: {},
     config: undefined,
-    port: undefined,
+    peerReport: undefined,
     peers: [],
     quiet: false,
   });
   const r = parseCommandLine(["--port=0", "download", "--dir=x", "a.torrent"]);
   assert.equal(r.command, "download");
   if (r.command === "download") {
-    assert.equal(r.port, 0);
-    assert.equal(r.dir, "x");
+    assert.deepEqual(r.overrides, { listenPort: 0, downloadDir: "x" });
     assert.equal(r.torrent, "a.torrent");
   }
 });
@@ -137,7 +136,7 @@ Deno.test("args: bad ports", () => {
     /is not a port number/,
   );
   const ok = parseCommandLine(["download", "a.torrent", "--port", "65535"]);
-  assert.equal(ok.command === "download" && ok.port, 65535);
+  assert.equal(ok.command === "download" && ok.overrides.listenPort, 65535);
 });
 
 Deno.test("args: unknown flag, missing value", () => {
@@ -154,7 +153,7 @@ Deno.test("args: missing torrent, extra operands, unknown or missing command", (
     ["download", "a.torrent", "b.torrent"],
     "download takes one torrent, got 2",
   );
-  fails(["seed", "a.torrent"], 'unknown command "seed" (try --help)');
+  fails(["create", "a.torrent"], 'unknown command "create" (try --help)');
   fails(["Download", "a.torrent"], 'unknown command "Download" (try --help)');
   fails([], "no command given (try --help)");
   fails(["--quiet"], "no command given (try --help)");
@@ -188,4 +187,41 @@ Deno.test("args: --help and --version win over everything", () => {
   ) {
     assert.ok(USAGE.includes(flag), flag);
   }
+});
+
+Deno.test("args: seed, rates with suffixes, seeding goals, peer report", () => {
+  const r = parseCommandLine([
+    "seed",
+    "a.torrent",
+    "--download-limit",
+    "5M",
+    "--upload-limit=512K",
+    "--seed-ratio",
+    "1.5",
+    "--seed-minutes",
+    "30",
+    "--peer-report",
+    "peers.csv",
+  ]);
+  assert.equal(r.command, "seed");
+  if (r.command !== "seed") return;
+  assert.deepEqual(r.overrides, {
+    downloadLimit: 5 * 1024 * 1024,
+    uploadLimit: 512 * 1024,
+    seedRatio: 1.5,
+    seedMinutes: 30,
+  });
+  assert.equal(r.peerReport, "peers.csv");
+  fails(
+    ["seed", "a.torrent", "--upload-limit", "fast"],
+    /--upload-limit "fast" is not a rate/,
+  );
+  fails(
+    ["seed", "a.torrent", "--peer-report", "peers.txt"],
+    /must end in \.json or \.csv/,
+  );
+  fails(
+    ["seed", "a.torrent", "--seed-ratio=-1"],
+    /--seed-ratio "-1" is not a number/,
+  );
 });

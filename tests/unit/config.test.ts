@@ -39,6 +39,11 @@ Deno.test("config: defaults", () => {
     minReannounceSeconds: 30,
     resumeSaveSeconds: 30,
     logIntervalSeconds: 5,
+    uploadSlots: 8,
+    downloadLimit: 0,
+    uploadLimit: 0,
+    seedRatio: 0,
+    seedMinutes: 0,
   });
   assert.ok(Object.isFrozen(DEFAULT_CONFIG));
   assert.deepEqual(parseConfig("{}", "x"), { ...DEFAULT_CONFIG });
@@ -176,12 +181,15 @@ Deno.test("config: integer keys reject fractions, others accept them", () => {
   const integerKeys = Object.entries(NUMERIC_KEYS).filter(([, s]) => s.integer)
     .map(([k]) => k);
   assert.deepEqual(integerKeys.sort(), [
+    "downloadLimit",
     "listenPort",
     "maxHalfOpen",
     "maxPeers",
     "maxRequestsPerPeer",
     "numWant",
     "udpTrackerRetries",
+    "uploadLimit",
+    "uploadSlots",
   ]);
   for (const key of integerKeys) {
     fails(

@@ -296,7 +296,8 @@ Deno.test("ActivePiece: request, release and receive bookkeeping", () => {
 
 // ---------------------------------------------------------------- PiecePicker
 
-function peer(has: Bitfield): PickerPeer {
+/** A picker peer whose bitfield stays reachable for availability updates. */
+function peer(has: Bitfield): PickerPeer & { has: Bitfield } {
   return { has, outstanding: new Set() };
 }
 

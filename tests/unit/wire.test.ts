@@ -140,12 +140,12 @@ Deno.test("OutBuffer: each message is byte-exact (BEP 3, BEP 6)", () => {
     ],
     [
       "piece",
-      (b) => b.piece(3, 0x8000, new Uint8Array([9, 8, 7])),
+      (b) => b.pieceSlot(3, 0x8000, 3).set(new Uint8Array([9, 8, 7])),
       [0, 0, 0, 12, 7, 0, 0, 0, 3, 0, 0, 0x80, 0, 9, 8, 7],
     ],
     [
       "empty piece",
-      (b) => b.piece(0, 0, new Uint8Array(0)),
+      (b) => b.pieceSlot(0, 0, 0),
       [0, 0, 0, 9, 7, 0, 0, 0, 0, 0, 0, 0, 0],
     ],
   ];
@@ -181,7 +181,7 @@ Deno.test("OutBuffer: appends messages and grows past its capacity", () => {
   b.simple(MessageId.Interested);
   b.have(1);
   const block = fill(100, 3);
-  b.piece(1, 2, block);
+  b.pieceSlot(1, 2, block.length).set(block);
   b.simple(MessageId.HaveNone);
   const out = b.take();
   assert.deepEqual(
@@ -249,7 +249,7 @@ Deno.test("OutBuffer: every encoder survives growth from a tiny buffer", () => {
     [(b) => b.have(9), 9],
     [(b) => b.bitfield(new Uint8Array(3)), 8],
     [(b) => b.blockMessage(MessageId.Request, 1, 2, 3), 17],
-    [(b) => b.piece(1, 2, new Uint8Array(30)), 43],
+    [(b) => b.pieceSlot(1, 2, 30), 43],
   ];
   for (const [write, size] of writes) {
     const b = new OutBuffer(1);
@@ -548,7 +548,7 @@ Deno.test("WireReader: OutBuffer output reads back", () => {
   out.simple(MessageId.Unchoke);
   out.have(7);
   out.blockMessage(MessageId.Request, 1, 2, 3);
-  out.piece(5, 16384, block);
+  out.pieceSlot(5, 16384, block.length).set(block);
   out.bitfield(new Uint8Array([0xaa]));
   const events: Event[] = [];
   const reader = new WireReader(recorder(events), LIMITS);
@@ -565,7 +565,7 @@ Deno.test("WireReader: OutBuffer output reads back", () => {
 Deno.test("WireReader: a message longer than the buffer grows it", () => {
   const block = fill(20000, 1);
   const out = new OutBuffer();
-  out.piece(0, 0, block);
+  out.pieceSlot(0, 0, block.length).set(block);
   out.have(1);
   const events: Event[] = [];
   const reader = new WireReader(recorder(events), {
@@ -580,7 +580,7 @@ Deno.test("WireReader: piece payload is a view of exactly the block", () => {
   const block = fill(300, 17);
   const out = new OutBuffer();
   out.have(1);
-  out.piece(2, 600, block);
+  out.pieceSlot(2, 600, block.length).set(block);
   out.have(3);
   let seen: Uint8Array | undefined;
   const events: Event[] = [];
@@ -702,7 +702,7 @@ Deno.test("WireReader: space() after a partial message leaves room for the rest"
   const out = new OutBuffer();
   out.have(5);
   const block = fill(991, 4);
-  out.piece(1, 0, block);
+  out.pieceSlot(1, 0, block.length).set(block);
   const bytes = out.take();
   let s = reader.space();
   s.set(bytes.subarray(0, 29));
