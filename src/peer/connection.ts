@@ -462,9 +462,11 @@ export class PeerConnection implements WireHandler {
   }
 
   private bitfieldFrom(field: Bitfield): void {
-    // BEP 3: a bitfield (or BEP 6 have-all/none) may only be the first message.
     if (this.gotFirstMessage) {
-      throw new PeerViolation("bitfield after the first message");
+      // BEP 3 allows a bitfield only first, but aria2 sends one again after
+      // its first pieces: take it as a batch of haves (a peer never loses pieces).
+      for (let i = 0; i < field.size; i++) if (field.has(i)) this.have(i);
+      return;
     }
     this.firstMessage();
     for (let i = 0; i < field.size; i++) if (field.has(i)) this.has.set(i);
