@@ -82,6 +82,10 @@ export class ClientProcess {
     });
   }
 
+  get pid(): number {
+    return this.child.pid;
+  }
+
   get output(): string {
     return this.lines.join("\n");
   }

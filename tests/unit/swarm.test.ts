@@ -1,0 +1,170 @@
+// Choker, bandwidth caps, rating, smart ban and the peer report.
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { ActivePiece } from "../../src/pieces/active_piece.ts";
+import { BLOCK_SIZE } from "../../src/pieces/geometry.ts";
+import { SmartBan } from "../../src/pieces/smart_ban.ts";
+import { Bandwidth } from "../../src/swarm/bandwidth.ts";
+import { Choker, type ChokerPeer } from "../../src/swarm/choker.ts";
+import {
+  formatPeerReport,
+  peerReportRows,
+} from "../../src/swarm/peer_report.ts";
+import { newRating, score } from "../../src/swarm/rating.ts";
+import type { PeerRecord } from "../../src/swarm/swarm.ts";
+
+class FakePeer implements ChokerPeer {
+  amChoking = true;
+  snubbed = false;
+  constructor(
+    public name: string,
+    public peerInterested: boolean,
+    public rate = 0,
+    public uploadRate = 0,
+  ) {}
+  setChoking(choking: boolean): void {
+    this.amChoking = choking;
+  }
+}
+
+const unchoked = (peers: FakePeer[]) =>
+  peers.filter((p) => !p.amChoking).map((p) => p.name).sort();
+
+Deno.test("choker: leeching, the fastest uploaders to us get the regular slots", () => {
+  const peers = [
+    new FakePeer("slow", true, 10),
+    new FakePeer("fast", true, 1000),
+    new FakePeer("mid", true, 500),
+    new FakePeer("idle", false, 5000),
+  ];
+  const choker = new Choker<FakePeer>(3);
+  choker.rechoke(peers, false);
+  // 3 slots: 2 regular (fastest interested) + 1 optimistic, not yet assigned.
+  assert.deepEqual(unchoked(peers), ["fast", "mid"]);
+  choker.rotateOptimistic(peers);
+  assert.deepEqual(unchoked(peers), ["fast", "mid", "slow"]);
+});
+
+Deno.test("choker: seeding ranks by upload rate; anti-snub only while leeching", () => {
+  const a = new FakePeer("a", true, 0, 100);
+  const b = new FakePeer("b", true, 0, 900);
+  const c = new FakePeer("c", true, 0, 50);
+  const choker = new Choker<FakePeer>(2);
+  choker.rechoke([a, b, c], true);
+  assert.deepEqual(unchoked([a, b, c]), ["b"]);
+  const snubber = new FakePeer("snubber", true, 9999);
+  snubber.snubbed = true;
+  const honest = new FakePeer("honest", true, 1);
+  choker.rechoke([snubber, honest], false);
+  assert.deepEqual(unchoked([snubber, honest]), ["honest"]);
+});
+
+Deno.test("choker: a newly interested peer is unchoked at once while a slot is free", () => {
+  const peers = [
+    new FakePeer("a", true),
+    new FakePeer("b", true),
+    new FakePeer("c", true),
+  ];
+  const choker = new Choker<FakePeer>(2);
+  choker.interested(peers[0], peers);
+  choker.interested(peers[1], peers);
+  choker.interested(peers[2], peers);
+  assert.deepEqual(unchoked(peers), ["a", "b"]);
+  choker.removed(peers[0], peers.slice(1));
+  peers[0].amChoking = true;
+  assert.deepEqual(unchoked(peers), ["b", "c"]);
+});
+
+Deno.test("bandwidth: unlimited allows everything; a cap makes the caller wait", () => {
+  const free = new Bandwidth(0);
+  free.charge(1e12);
+  assert.ok(free.allows(1e9));
+  assert.equal(free.waitMs(1e9), 0);
+  const capped = new Bandwidth(1024 * 1024);
+  capped.charge(1024 * 1024); // a second's worth spent at once
+  assert.equal(capped.allows(16384), false);
+  const wait = capped.waitMs(16384);
+  assert.ok(wait > 700 && wait <= 1100, `wait ${wait} ms`);
+});
+
+Deno.test("rating: speed raises a score, failures and violations sink it, a ban ends it", () => {
+  const fast = { ...newRating(), peakRate: 10 * 1024 * 1024 };
+  const slow = { ...newRating(), peakRate: 16 * 1024 };
+  assert.ok(score(fast) > score(slow));
+  assert.ok(score({ ...fast, failedPieces: 1 }) < score(fast) - 40);
+  assert.ok(score({ ...slow, violations: 1 }) < 0);
+  assert.equal(score({ ...fast, banned: true }), -Infinity);
+});
+
+function filledPiece(
+  index: number,
+  data: Uint8Array,
+  senderOf: (block: number) => number,
+): ActivePiece {
+  const piece = new ActivePiece(
+    index,
+    data.length,
+    new Uint8Array(data.length),
+  );
+  for (let b = 0; b < piece.blockCount; b++) {
+    piece.receive(
+      b,
+      data.subarray(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE),
+      senderOf(b),
+    );
+  }
+  return piece;
+}
+
+Deno.test("smart ban: only the peer whose blocks differ from the verified data is blamed", () => {
+  const good = crypto.getRandomValues(new Uint8Array(4 * BLOCK_SIZE));
+  const bad = good.slice();
+  bad[2 * BLOCK_SIZE + 5] ^= 0xff; // block 2 corrupted by peer 7
+  const ban = new SmartBan();
+  // First attempt: honest peer 1 sent blocks 0, 1, 3; peer 7 sent block 2.
+  const failed = filledPiece(4, bad, (b) => b === 2 ? 7 : 1);
+  const expected = createHash("sha1").update(good).digest();
+  assert.equal(failed.verify(expected), false);
+  ban.pieceFailed(failed);
+  // Second attempt, all from honest peer 2: it passes.
+  const passed = filledPiece(4, good, () => 2);
+  assert.ok(passed.verify(expected));
+  assert.deepEqual([...ban.culprits(passed)], [7]);
+  // The evidence is used once.
+  assert.deepEqual([...ban.culprits(passed)], []);
+});
+
+Deno.test("peer report: JSON and CSV rows for connected peers, best first", () => {
+  const record = (
+    key: string,
+    client: string,
+    downloaded: number,
+    banned = false,
+  ): PeerRecord => ({
+    host: "127.0.0.1",
+    port: 1,
+    key,
+    source: "test",
+    connected: false,
+    connecting: false,
+    rating: { ...newRating(), downloaded, peakRate: downloaded, banned },
+    client,
+    nextDialAt: 0,
+    excluded: banned,
+  });
+  const rows = peerReportRows([
+    record("127.0.0.1:1", "libtorrent (Rasterbar) 2.0.8", 5_000_000),
+    record("127.0.0.1:2", "unknown (x,y)", 10, true),
+    record("127.0.0.1:3", "", 0), // never connected: not reported
+  ]);
+  assert.deepEqual(rows.map((r) => r.address), ["127.0.0.1:1", "127.0.0.1:2"]);
+  assert.equal(rows[1].banned, true);
+  const csv = formatPeerReport(rows, "csv").trim().split("\n");
+  assert.equal(
+    csv[0],
+    "address,client,downloaded,uploaded,rate,rttMs,failedPieces,violations,score,banned",
+  );
+  assert.ok(csv[2].startsWith('127.0.0.1:2,"unknown (x,y)",10,'));
+  assert.deepEqual(JSON.parse(formatPeerReport(rows, "json")), rows);
+});
