@@ -12,7 +12,7 @@ import {
   peerReportRows,
 } from "../../src/swarm/peer_report.ts";
 import { newRating, score } from "../../src/swarm/rating.ts";
-import type { PeerRecord } from "../../src/swarm/swarm.ts";
+import { type PeerRecord, Swarm } from "../../src/swarm/swarm.ts";
 
 class FakePeer implements ChokerPeer {
   amChoking = true;
@@ -167,4 +167,27 @@ Deno.test("peer report: JSON and CSV rows for connected peers, best first", () =
   );
   assert.ok(csv[2].startsWith('127.0.0.1:2,"unknown (x,y)",10,'));
   assert.deepEqual(JSON.parse(formatPeerReport(rows, "json")), rows);
+});
+
+Deno.test("swarm: dials the best-rated addresses first, never banned or backed-off ones", () => {
+  const dialled: string[] = [];
+  const swarm = new Swarm({
+    maxPeers: 10,
+    maxHalfOpen: 2,
+    reconnectBaseMs: 60_000,
+    dial: (p) => {
+      dialled.push(p.key);
+      return new Promise(() => {}); // attempts stay open: only the order matters
+    },
+  });
+  swarm.add(
+    [1, 2, 3, 4, 5].map((port) => ({ host: "127.0.0.1", port })),
+    "test",
+  );
+  swarm.peers.get("127.0.0.1:2")!.rating.peakRate = 4 * 1024 * 1024;
+  swarm.peers.get("127.0.0.1:3")!.rating.peakRate = 64 * 1024;
+  swarm.ban(swarm.peers.get("127.0.0.1:4")!);
+  swarm.peers.get("127.0.0.1:5")!.nextDialAt = performance.now() + 60_000;
+  swarm.dialSome(performance.now());
+  assert.deepEqual(dialled, ["127.0.0.1:2", "127.0.0.1:3"]);
 });
