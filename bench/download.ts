@@ -8,16 +8,26 @@
 
 import { parseArgs } from "node:util";
 import { aria2LeecherArgs } from "../tests/helpers/aria2.ts";
-import { startFakeTracker } from "../tests/helpers/fake_tracker.ts";
 import {
   libtorrentLeecherArgs,
   startLibtorrentSeeder,
 } from "../tests/helpers/libtorrent.ts";
-import { DEBIAN_PYTHON, makeTorrent } from "../tests/helpers/mktorrent.ts";
-import { makeSingleFile, sha256File } from "../tests/helpers/payload.ts";
+import { DEBIAN_PYTHON } from "../tests/helpers/mktorrent.ts";
+import { sha256File } from "../tests/helpers/payload.ts";
 import { describeStatus, ExternalProcess } from "../tests/helpers/process.ts";
+import {
+  absorbFirstTouch,
+  BenchWorkspace,
+  type CleanupStack,
+  log,
+  makeBenchPayload,
+  median,
+  MIB,
+  parseNames,
+  positiveInteger,
+  removeTree,
+} from "./common.ts";
 
-const MIB = 1024 * 1024;
 const REPO = new URL("..", import.meta.url).pathname;
 const MEASURE_SCRIPT = new URL("./measure.py", import.meta.url).pathname;
 const PAYLOAD_NAME = "payload.bin";
@@ -86,47 +96,19 @@ async function main(): Promise<void> {
   });
   const sizeMib = positiveInteger(values["size-mib"], "--size-mib");
   const runs = positiveInteger(values.runs, "--runs");
-  const clients = values.clients.split(",").map((name) => {
-    if (!(CLIENT_NAMES as readonly string[]).includes(name)) {
-      throw new Error(
-        `--clients: unknown client "${name}" (known: ${
-          CLIENT_NAMES.join(", ")
-        })`,
-      );
-    }
-    return name as ClientName;
-  });
+  const clients = parseNames(values.clients, CLIENT_NAMES, "--clients");
   // generous: a client slower than 5 MiB/s has a problem worth a failed row
   const timeoutSec = Math.max(120, Math.ceil(sizeMib / 5));
 
-  const workDir = await Deno.makeTempDir({ prefix: "bench-download-" });
-  const cleanups = new CleanupStack();
-  cleanups.push(() => removeTree(workDir));
-  let interrupted = false;
-  const onInterrupt = () => {
-    interrupted = true;
-    log("interrupted: stopping the clients and deleting the temp dir");
-    cleanups.run().finally(() => Deno.exit(130));
-  };
-  Deno.addSignalListener("SIGINT", onInterrupt);
+  const workspace = await BenchWorkspace.open("bench-download-");
+  const { workDir, cleanups } = workspace;
   try {
-    log(`making a ${sizeMib} MiB payload in ${workDir}`);
-    await Deno.mkdir(`${workDir}/seed`);
-    const payload = await makeSingleFile(
+    const { sourceSha256, tracker, torrent } = await makeBenchPayload(
+      workspace,
       `${workDir}/seed`,
       PAYLOAD_NAME,
-      sizeMib * MIB,
+      sizeMib,
     );
-    const sourceSha256 = await sha256File(payload);
-    // Flush the new payload now, so its writeback does not slow whichever
-    // client happens to run first.
-    await new Deno.Command("sync").output();
-    const tracker = await startFakeTracker();
-    cleanups.push(tracker.stop);
-    const torrent = await makeTorrent(payload, `${workDir}/payload.torrent`, {
-      announce: [tracker.url],
-      pieceLengthLog2: 20,
-    });
     const seeder = await startLibtorrentSeeder({
       torrent,
       dataDir: `${workDir}/seed`,
@@ -149,7 +131,7 @@ async function main(): Promise<void> {
         cleanups,
         sizeBytes: sizeMib * MIB,
       });
-      if (interrupted) return;
+      if (workspace.interrupted) return;
       if (!warmUp.ok) log(`  warm-up failed: ${warmUp.error}`);
     }
 
@@ -166,7 +148,7 @@ async function main(): Promise<void> {
           cleanups,
           sizeBytes: sizeMib * MIB,
         });
-        if (interrupted) return;
+        if (workspace.interrupted) return;
         log(
           result.ok
             ? `  ${JSON.stringify(result.measurement)}`
@@ -177,8 +159,7 @@ async function main(): Promise<void> {
     }
     console.log(table(results, sizeMib, runs));
   } finally {
-    await cleanups.run();
-    Deno.removeSignalListener("SIGINT", onInterrupt);
+    await workspace.close();
   }
 }
 
@@ -231,26 +212,6 @@ async function measureDownload(
     forget();
     await measured.stop();
     await removeTree(saveDir);
-  }
-}
-
-/** Undo steps run newest first, at the end or on Ctrl-C (children live in their own
- * process groups, so the terminal's SIGINT does not reach them). */
-class CleanupStack {
-  #steps: Array<() => Promise<void>> = [];
-
-  /** Adds a step; the returned function drops it again once it has been done inline. */
-  push(step: () => Promise<void>): () => void {
-    this.#steps.push(step);
-    return () => {
-      this.#steps = this.#steps.filter((s) => s !== step);
-    };
-  }
-
-  async run(): Promise<void> {
-    for (const step of this.#steps.splice(0).reverse()) {
-      await step().catch((error) => console.error(`cleanup: ${error}`));
-    }
   }
 }
 
@@ -321,63 +282,6 @@ function table(
   }
   if (failures.length > 0) lines.push("", "Failures:", ...failures);
   return lines.join("\n");
-}
-
-/**
- * Writes and deletes a file of the payload's size before a measured run. On
- * this VM the first GiB of page-cache writes after memory was freed a while
- * (e.g. after aria2c's 7 s run) costs 1.7-2.0 s against 0.25-0.29 s next time,
- * measured with plain dd, whichever program writes: without this, the client
- * that runs after aria2c pays it.
- */
-async function absorbFirstTouch(path: string, size: number): Promise<void> {
-  const chunk = new Uint8Array(MIB);
-  const file = await Deno.open(path, {
-    write: true,
-    create: true,
-    truncate: true,
-  });
-  try {
-    for (let done = 0; done < size; done += chunk.length) {
-      let off = 0;
-      while (off < chunk.length) off += await file.write(chunk.subarray(off));
-    }
-  } finally {
-    file.close();
-  }
-  await removeTree(path);
-}
-
-/**
- * Removes a folder tree (an interrupt may have removed it already), then
- * lets the kernel finish with it: freeing a just-written GiB costs the next
- * writer about a second of system time, which is not that client's doing.
- */
-async function removeTree(path: string): Promise<void> {
-  await Deno.remove(path, { recursive: true }).catch((error) => {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  });
-  await new Deno.Command("sync").output();
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[middle]
-    : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
-function positiveInteger(text: string, flag: string): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new Error(`${flag}: expected a positive integer, got "${text}"`);
-  }
-  return value;
-}
-
-function log(message: string): void {
-  console.error(message);
 }
 
 if (import.meta.main) {
