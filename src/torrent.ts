@@ -513,11 +513,17 @@ export class Torrent implements PeerOwner {
       this.picker.failed(piece);
       return;
     }
+    // Smart ban needs the verified data to have come at least partly from
+    // others: a lone peer that corrected its own data is only rated down (and
+    // banned by the sole-sender rule if it keeps failing).
+    const verifiedBy = new Set(piece.senders);
     for (const num of this.smartBan.culprits(piece)) {
-      this.ban(
-        num,
-        `sent bad data for piece ${index} (its blocks differ from the verified ones)`,
-      );
+      if ([...verifiedBy].some((sender) => sender !== num)) {
+        this.ban(
+          num,
+          `sent bad data for piece ${index} (its blocks differ from the verified ones)`,
+        );
+      }
     }
     try {
       this.store.writePiece(index, piece.buffer);

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { runAria2Leecher } from "../helpers/aria2.ts";
+import { withAnnounce } from "../helpers/announce_url.ts";
 import { ClientProcess } from "../helpers/client.ts";
 import { startFakeTracker } from "../helpers/fake_tracker.ts";
 import {
@@ -151,6 +152,41 @@ Deno.test("three-way swarm: aria2c gets pieces from us while we download them fr
     ours.kill("SIGINT");
     await ours.wait();
     await lt.stop();
+    await tracker.stop();
+    await fixture.remove();
+  }
+});
+
+Deno.test("seed stops by itself once its time goal is reached, telling its tracker", async () => {
+  const fixture = await makeFixture({ kind: "single", size: 300_000 });
+  const tracker = await startFakeTracker([], 60);
+  const torrent = await withAnnounce(
+    fixture.torrent,
+    tracker.url,
+    `${fixture.root}/tracked.torrent`,
+  );
+  try {
+    const started = performance.now();
+    // 0.05 minutes: 3 s of seeding.
+    const run = await new ClientProcess([
+      "seed",
+      torrent,
+      "--dir",
+      fixture.dataDir,
+      "--port",
+      "0",
+      "--seed-minutes",
+      "0.05",
+    ]).wait();
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(run.code, 0, run.output);
+    assert.match(run.output, /seeding single\.bin on port \d+ until 0\.05 min/);
+    assert.ok(seconds >= 3 && seconds < 10, `seeded for ${seconds} s`);
+    assert.deepEqual(tracker.announces.map((a) => a.event), [
+      "started",
+      "stopped",
+    ]);
+  } finally {
     await tracker.stop();
     await fixture.remove();
   }
