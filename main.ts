@@ -3,6 +3,7 @@
 
 import { parseCommandLine, USAGE } from "./src/cli/args.ts";
 import { ExitCode, runTorrentCommand } from "./src/cli/torrent_command.ts";
+import { FolderLockedError } from "./src/cli/folder_lock.ts";
 import { ConfigError } from "./src/config.ts";
 import { TorrentFileError } from "./src/metainfo/metainfo.ts";
 import { StorageError } from "./src/storage/store.ts";
@@ -24,6 +25,10 @@ async function main(argv: string[]): Promise<number> {
     if (e instanceof ConfigError || e instanceof TorrentFileError) {
       console.error(`error: ${e.message}`);
       return ExitCode.BadInput;
+    }
+    if (e instanceof FolderLockedError) {
+      console.error(`error: ${e.message}`);
+      return ExitCode.Locked;
     }
     if (e instanceof StorageError) {
       console.error(`error: ${e.message}`);

@@ -3,6 +3,9 @@
 
 export interface Config {
   downloadDir: string;
+  torrentsDir: string;
+  onComplete: string;
+  logFile: string;
   listenPort: number;
   maxPeers: number;
   maxHalfOpen: number;
@@ -24,6 +27,8 @@ export interface Config {
   uploadLimit: number;
   seedRatio: number;
   seedMinutes: number;
+  maxActiveTorrents: number;
+  maxMinutes: number;
 }
 
 interface KeySpec {
@@ -35,6 +40,9 @@ interface KeySpec {
 
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   downloadDir: "downloads",
+  torrentsDir: "torrents",
+  onComplete: "",
+  logFile: "",
   listenPort: 6881,
   maxPeers: 50,
   maxHalfOpen: 8,
@@ -56,13 +64,40 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   uploadLimit: 0,
   seedRatio: 0,
   seedMinutes: 0,
+  maxActiveTorrents: 3,
+  maxMinutes: 0,
 });
 
-/** Numeric keys: range and meaning (README and config.example.json follow these). */
-export const NUMERIC_KEYS: Record<
-  Exclude<keyof Config, "downloadDir">,
-  KeySpec
+type StringKey = "downloadDir" | "torrentsDir" | "onComplete" | "logFile";
+
+/** String keys: whether they may be empty, and what they mean. */
+export const STRING_KEYS: Record<
+  StringKey,
+  { allowEmpty: boolean; doc: string }
 > = {
+  downloadDir: {
+    allowEmpty: false,
+    doc: "folder the torrents' files are saved in (flag --dir)",
+  },
+  torrentsDir: {
+    allowEmpty: false,
+    doc:
+      "folder whose .torrent files `download` takes when given no torrent (batch mode)",
+  },
+  onComplete: {
+    allowEmpty: true,
+    doc:
+      "shell command run when a torrent completes, with BTCLIENT_NAME, BTCLIENT_INFOHASH and BTCLIENT_PATH set; empty for none",
+  },
+  logFile: {
+    allowEmpty: true,
+    doc:
+      "file that log lines are appended to, besides the output; empty for none (flag --log-file)",
+  },
+};
+
+/** Numeric keys: range and meaning (README and config.example.json follow these). */
+export const NUMERIC_KEYS: Record<Exclude<keyof Config, StringKey>, KeySpec> = {
   listenPort: {
     min: 0,
     max: 65535,
@@ -194,6 +229,19 @@ export const NUMERIC_KEYS: Record<
     doc:
       "after completing, seed this many minutes; 0 for no time goal (flag --seed-minutes)",
   },
+  maxActiveTorrents: {
+    min: 1,
+    max: 100,
+    integer: true,
+    doc: "torrents downloading or seeding at once; the others wait their turn",
+  },
+  maxMinutes: {
+    min: 0,
+    max: 525600,
+    integer: false,
+    doc:
+      "stop cleanly after this many minutes, saving state (a cron window); 0 for no limit (flag --max-minutes)",
+  },
 };
 
 /** A config file or flag that cannot be used; the message names it. */
@@ -230,13 +278,18 @@ export function applyOverrides(
   const result = { ...base };
   for (const [key, value] of Object.entries(overrides)) {
     if (key.startsWith("//") || key === "$comment") continue; // documentation keys
-    if (key === "downloadDir") {
-      if (typeof value !== "string" || value.trim() === "") {
+    if (Object.hasOwn(STRING_KEYS, key)) {
+      const spec = STRING_KEYS[key as StringKey];
+      if (
+        typeof value !== "string" || (!spec.allowEmpty && value.trim() === "")
+      ) {
         throw new ConfigError(
-          `${source}: downloadDir must be a non-empty string`,
+          `${source}: ${key} must be a ${
+            spec.allowEmpty ? "" : "non-empty "
+          }string`,
         );
       }
-      result.downloadDir = value;
+      result[key as StringKey] = value;
       continue;
     }
     if (!Object.hasOwn(NUMERIC_KEYS, key)) {

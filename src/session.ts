@@ -36,6 +36,12 @@ export class Session {
     this.torrents.set(torrent.meta.infoHashHex, torrent);
   }
 
+  remove(torrent: Torrent): void {
+    if (this.torrents.get(torrent.meta.infoHashHex) === torrent) {
+      this.torrents.delete(torrent.meta.infoHashHex);
+    }
+  }
+
   async close(): Promise<void> {
     this.listener?.close();
     for (const conn of this.pending) conn.close();

@@ -7,25 +7,29 @@ import type { PeerAddress } from "../tracker/types.ts";
 
 export interface TorrentArgs {
   command: "download" | "seed";
-  torrent: string;
+  /** Absent for `download` in batch mode: every .torrent in torrentsDir. */
+  torrent?: string;
   /** Config keys set by flags (--dir, --port, limits, seeding goals). */
   overrides: Record<string, unknown>;
   config?: string;
   peers: PeerAddress[];
   peerReport?: string;
   quiet: boolean;
+  /** Print one JSON summary per torrent at exit (logs go to stderr). */
+  json: boolean;
 }
 
 export type ParsedArgs = TorrentArgs | { command: "help" } | {
   command: "version";
 };
 
-export const USAGE = `Usage: btclient download <file.torrent> [options]
+export const USAGE = `Usage: btclient download [<file.torrent>] [options]
        btclient seed <file.torrent> [options]
 
 download  fetches a torrent into a folder, verifying every piece and resuming
           where a previous run stopped; then seeds until the seeding goal
-          (none by default: it exits when complete).
+          (none by default: it exits when complete). Without a torrent:
+          every .torrent in torrentsDir (batch mode, for cron).
 seed      checks the data in the folder and seeds it (fetching whatever is
           missing first) until the seeding goal, or until stopped when no
           goal is set.
@@ -40,12 +44,16 @@ Options:
   --seed-ratio R         seed until uploaded/size reaches R (0 = no ratio goal)
   --seed-minutes M       seed for M minutes after completing (0 = no time goal)
   --peer-report FILE     write every peer's rating at exit (.json or .csv)
+  --max-minutes M        stop cleanly after M minutes, saving state (a cron window)
+  --log-file FILE        also append log lines to FILE
+  --json                 print one JSON summary per torrent at exit (logs go to stderr)
   --quiet                print errors only
   -h, --help             show this help
   --version              print the version
 
-Exit codes: 0 complete (and seeded to the goal), 1 failure (disk, network),
-2 bad input (torrent file, config, flags), 130 stopped by SIGINT, 143 by SIGTERM.`;
+Exit codes: 0 complete, 1 failure (disk), 2 bad input (torrent file, config,
+flags), 3 partial (stopped by --max-minutes before completing), 4 the download
+folder is locked by another run, 130 stopped by SIGINT, 143 by SIGTERM.`;
 
 export function parseCommandLine(argv: string[]): ParsedArgs {
   let parsed;
@@ -64,6 +72,9 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
         "seed-ratio": { type: "string" },
         "seed-minutes": { type: "string" },
         "peer-report": { type: "string" },
+        "max-minutes": { type: "string" },
+        "log-file": { type: "string" },
+        json: { type: "boolean" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
@@ -82,8 +93,8 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
   if (command !== "download" && command !== "seed") {
     throw new ConfigError(`unknown command "${command}" (try --help)`);
   }
-  if (operands.length === 0) {
-    throw new ConfigError(`${command} needs a .torrent file`);
+  if (operands.length === 0 && command === "seed") {
+    throw new ConfigError("seed needs a .torrent file");
   }
   if (operands.length > 1) {
     throw new ConfigError(
@@ -101,6 +112,9 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
   if (values.port !== undefined) {
     overrides.listenPort = parsePort(values.port, "--port");
   }
+  if (values["log-file"] !== undefined) {
+    overrides.logFile = values["log-file"];
+  }
   const rates = [["download-limit", "downloadLimit"], [
     "upload-limit",
     "uploadLimit",
@@ -110,10 +124,11 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
       overrides[key] = parseRate(values[flag], `--${flag}`);
     }
   }
-  const goals = [["seed-ratio", "seedRatio"], [
-    "seed-minutes",
-    "seedMinutes",
-  ]] as const;
+  const goals = [
+    ["seed-ratio", "seedRatio"],
+    ["seed-minutes", "seedMinutes"],
+    ["max-minutes", "maxMinutes"],
+  ] as const;
   for (const [flag, key] of goals) {
     if (values[flag] !== undefined) {
       overrides[key] = parseNumber(values[flag], `--${flag}`);
@@ -127,6 +142,7 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
     peers: (values.peer ?? []).map(parsePeer),
     peerReport: report,
     quiet: values.quiet ?? false,
+    json: values.json ?? false,
   };
 }
 

@@ -15,19 +15,47 @@ export class ProgressView {
   private lastLine = "";
   private lastStatusAt = -Infinity;
 
-  constructor(readonly mode: ProgressMode, private logIntervalMs: number) {}
+  constructor(
+    readonly mode: ProgressMode,
+    private logIntervalMs: number,
+    private output: { writeSync(p: Uint8Array): number } = Deno.stdout,
+    private logFile = "",
+  ) {}
 
-  static detect(quiet: boolean, logIntervalSeconds: number): ProgressView {
+  /**
+   * The view for this run: quiet, a terminal line, or log lines; on stderr
+   * when stdout carries --json; log lines also appended to `logFile`.
+   */
+  static detect(
+    quiet: boolean,
+    logIntervalSeconds: number,
+    sinks: { toStderr: boolean; logFile: string },
+  ): ProgressView {
+    const output = sinks.toStderr ? Deno.stderr : Deno.stdout;
     const mode: ProgressMode = quiet
       ? "quiet"
-      : Deno.stdout.isTerminal()
+      : output.isTerminal()
       ? "terminal"
       : "log";
-    return new ProgressView(mode, logIntervalSeconds * 1000);
+    return new ProgressView(
+      mode,
+      logIntervalSeconds * 1000,
+      output,
+      sinks.logFile,
+    );
   }
 
-  /** Prints a message line (not in quiet mode). */
+  /** Prints a message line (not in quiet mode); always appends it to the log file. */
   log(line: string): void {
+    if (this.logFile !== "") {
+      try {
+        Deno.writeTextFileSync(
+          this.logFile,
+          `${new Date().toISOString()} ${line}\n`,
+          { append: true },
+        );
+      } catch { /* an unwritable log file must not stop the download */ }
+    }
     if (this.mode === "quiet") return;
     if (this.mode === "terminal") {
       this.write(`\r\x1b[2K${line}\n${this.lastLine}`);
@@ -80,7 +108,7 @@ export class ProgressView {
 
   private write(text: string): void {
     try {
-      Deno.stdout.writeSync(encoder.encode(text));
+      this.output.writeSync(encoder.encode(text));
     } catch { /* a closed stdout must not stop the download */ }
   }
 }

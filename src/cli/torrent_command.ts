@@ -1,254 +1,262 @@
-// `download` and `seed`: check what is on disk, fetch the rest from trackers'
-// and --peer peers while uploading to whoever asks, then seed until the goal
-// (download: none by default, it exits; seed: until stopped when no goal is
-// set), and stop cleanly on a signal.
+// `download` and `seed`: one torrent, or (download with no torrent) every
+// .torrent file in torrentsDir. One session: one listen port, one pair of
+// global rate caps, one peer budget shared by the torrents running at once
+// (maxActiveTorrents). The download folder is locked for the run; SIGINT,
+// SIGTERM and --max-minutes stop every torrent cleanly, saving state.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import {
-  applyOverrides,
-  type Config,
-  ConfigError,
-  DEFAULT_CONFIG,
-  parseConfig,
-} from "../config.ts";
-import { parseMetainfo, TorrentFileError } from "../metainfo/metainfo.ts";
+import { TorrentFileError } from "../metainfo/metainfo.ts";
 import { Session } from "../session.ts";
-import { loadOrCheck, resumePath } from "../storage/resume.ts";
-import { PieceStore } from "../storage/store.ts";
 import { Bandwidth } from "../swarm/bandwidth.ts";
-import { formatPeerReport, peerReportRows } from "../swarm/peer_report.ts";
-import { Torrent } from "../torrent.ts";
-import { makePeerId } from "../version.ts";
+import {
+  formatPeerReport,
+  type PeerReportRow,
+  peerReportRows,
+} from "../swarm/peer_report.ts";
+import type { TorrentStats } from "../torrent.ts";
 import type { TorrentArgs } from "./args.ts";
-import { formatBytes, formatDuration, formatRate } from "./format.ts";
+import { loadConfig } from "./config_file.ts";
+import { FolderLock } from "./folder_lock.ts";
+import { formatBytes, formatDuration } from "./format.ts";
 import { ProgressView } from "./progress.ts";
+import { type JobSummary, type StopReason, TorrentJob } from "./torrent_job.ts";
 
 export const ExitCode = {
   Complete: 0,
   Failure: 1,
   BadInput: 2,
+  Partial: 3,
+  Locked: 4,
   Interrupted: 130,
   Terminated: 143,
 } as const;
 
-type Outcome = "done" | "SIGINT" | "SIGTERM";
-
 export async function runTorrentCommand(args: TorrentArgs): Promise<number> {
-  const config = loadConfig(args);
-  const meta = parseMetainfo(readTorrentFile(args.torrent));
-  const view = ProgressView.detect(args.quiet, config.logIntervalSeconds);
-  const log = (line: string) => view.log(line);
-  const dir = path.resolve(config.downloadDir);
-
-  const store = new PieceStore(meta, dir);
-  store.prepare();
-  const start = await loadOrCheck(
-    store,
-    resumePath(dir, meta),
-    (done, total) => {
-      view.status(`checking existing data: ${done}/${total} pieces`);
-    },
-  );
-  log(
-    `${meta.name}: ${
-      formatBytes(meta.totalLength)
-    } in ${meta.pieceCount} pieces, ` +
-      `${start.have.count} already verified${
-        start.fromResume ? " (resume file)" : ""
-      }, ` +
-      `saving to ${dir}`,
-  );
-
-  const session = new Session(config.connectTimeoutSeconds * 1000, log);
-  const torrent = new Torrent(meta, store, start.have, {
-    config,
-    peerId: makePeerId(),
-    resumeFile: resumePath(dir, meta),
-    download: new Bandwidth(config.downloadLimit),
-    upload: new Bandwidth(config.uploadLimit),
-    log,
+  const { config, source } = loadConfig(args.config, args.overrides);
+  const view = ProgressView.detect(args.quiet, config.logIntervalSeconds, {
+    toStderr: args.json,
+    logFile: config.logFile,
   });
-  const willSeed = args.command === "seed" || config.seedRatio > 0 ||
-    config.seedMinutes > 0;
-  // A download that is complete and will not seed needs no port and no peers.
-  if (start.have.complete && !willSeed) {
-    log(`complete: ${meta.name} was already verified on disk`);
-    store.close();
+  const log = (line: string) => view.log(line);
+  log(`config: ${source}`);
+  const files = args.torrent !== undefined
+    ? [args.torrent]
+    : listTorrentFiles(config.torrentsDir, log);
+  if (files.length === 0) {
+    log(
+      `nothing to do: no .torrent files in ${path.resolve(config.torrentsDir)}`,
+    );
     return ExitCode.Complete;
   }
-  const listenPort = session.listen(config.listenPort);
-  session.add(torrent);
-
-  const began = performance.now();
-  const signalled = waitForSignal();
-  torrent.start(args.peers, listenPort);
-  view.follow(() => torrent.stats());
-  let outcome: Outcome;
-  try {
-    outcome = await Promise.race([
-      torrent.finished.then(() => "done" as const),
-      signalled.promise,
-    ]);
-    if (outcome === "done" && willSeed) {
-      log(`seeding ${meta.name} on port ${listenPort}${describeGoal(config)}`);
-      outcome = await Promise.race([
-        seedGoalReached(torrent, config),
-        signalled.promise,
-      ]);
+  // Torrent files are read before the lock, so a bad one changes nothing on disk.
+  const jobs: TorrentJob[] = [];
+  const invalid: JobSummary[] = [];
+  for (const file of files) {
+    try {
+      jobs.push(TorrentJob.open(file, config));
+    } catch (e) {
+      // A bad file stops a single download; in batch mode the others go on.
+      if (!(e instanceof TorrentFileError) || args.torrent !== undefined) {
+        throw e;
+      }
+      log(`skipping ${file}: ${e.message}`);
+      invalid.push(invalidSummary(file, e.message));
     }
-  } catch (e) {
-    view.stop();
-    await shutdown(torrent, session, signalled.remove);
-    throw e;
   }
-  view.stop(torrent.stats());
-  await shutdown(torrent, session, signalled.remove);
-  report(
-    torrent,
-    meta.pieceCount,
-    outcome,
-    (performance.now() - began) / 1000,
-    log,
-  );
-  if (args.peerReport) writePeerReport(args.peerReport, torrent, log);
-  if (outcome === "SIGINT") return ExitCode.Interrupted;
-  if (outcome === "SIGTERM") return ExitCode.Terminated;
+  const lock = await FolderLock.acquire(path.resolve(config.downloadDir));
+  try {
+    for (const job of jobs) await job.check((l) => view.status(l), log);
+    return await runAll(jobs, invalid, args, config, view, log);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runAll(
+  jobs: TorrentJob[],
+  invalid: JobSummary[],
+  args: TorrentArgs,
+  config: ReturnType<typeof loadConfig>["config"],
+  view: ProgressView,
+  log: (line: string) => void,
+): Promise<number> {
+  const summaries: JobSummary[] = [...invalid];
+  const reportRows: PeerReportRow[] = [];
+  const seedCommand = args.command === "seed";
+  const online = jobs.filter((j) => j.needsNetwork(seedCommand));
+  for (const job of jobs) {
+    if (!online.includes(job)) {
+      log(`complete: ${job.meta.name} was already verified on disk`);
+      summaries.push(job.finishOffline());
+    }
+  }
+
+  const stop = stopSignals(config.maxMinutes);
+  let stoppedBy: StopReason | null = null;
+  stop.promise.then((reason) => stoppedBy = reason);
+  const hooks: Promise<void>[] = [];
+  const session = new Session(config.connectTimeoutSeconds * 1000, log);
+  try {
+    if (online.length > 0) {
+      const listenPort = session.listen(config.listenPort);
+      const download = new Bandwidth(config.downloadLimit);
+      const upload = new Bandwidth(config.uploadLimit);
+      const slots = Math.min(config.maxActiveTorrents, online.length);
+      // The peer budget, shared evenly by the torrents running at once.
+      const maxPeers = Math.max(1, Math.floor(config.maxPeers / slots));
+      const running = new Set<TorrentJob>();
+      view.follow(() => totalStats([...running]));
+      const queue = [...online];
+      const worker = async () => {
+        for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
+          if (stoppedBy !== null) {
+            summaries.push(job.finishOffline());
+            continue;
+          }
+          running.add(job);
+          const ctx = {
+            session,
+            listenPort,
+            peers: args.peers,
+            download,
+            upload,
+            maxPeers,
+            seedCommand,
+            log,
+          };
+          summaries.push(await job.run({ ...ctx, stop: stop.promise }, hooks));
+          running.delete(job);
+          if (job.torrent) {
+            reportRows.push(
+              ...peerReportRows(job.torrent.swarm.peers.values()),
+            );
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: slots }, worker));
+      view.stop();
+    }
+  } finally {
+    await session.close();
+    stop.dispose();
+    await Promise.allSettled(hooks);
+  }
+  if (summaries.length > 1) { for (const s of summaries) report(s, log); }
+  else if (summaries[0]?.result === "complete") report(summaries[0], log);
+  if (args.peerReport) writePeerReport(args.peerReport, reportRows, log);
+  if (args.json) { for (const s of summaries) console.log(JSON.stringify(s)); }
+  if (stoppedBy === "SIGINT") return ExitCode.Interrupted;
+  if (stoppedBy === "SIGTERM") return ExitCode.Terminated;
+  if (summaries.some((s) => s.result === "failed")) return ExitCode.Failure;
+  if (summaries.some((s) => s.result === "invalid")) return ExitCode.BadInput;
+  if (summaries.some((s) => s.result === "partial")) return ExitCode.Partial;
   return ExitCode.Complete;
 }
 
-/** Resolves once the seeding goal is met; never when there is none (seed until stopped). */
-function seedGoalReached(torrent: Torrent, config: Config): Promise<"done"> {
-  return new Promise((resolve) => {
-    const since = performance.now();
-    const check = () => {
-      const ratio = torrent.uploaded / torrent.meta.totalLength;
-      const minutes = (performance.now() - since) / 60_000;
-      if (
-        (config.seedRatio > 0 && ratio >= config.seedRatio) ||
-        (config.seedMinutes > 0 && minutes >= config.seedMinutes)
-      ) {
-        clearInterval(timer);
-        resolve("done");
-      }
-    };
-    const timer = setInterval(check, 1000);
-    Deno.unrefTimer(timer as unknown as number);
-    torrent.finished.finally(check);
-  });
-}
-
-function describeGoal(config: Config): string {
-  const goals = [];
-  if (config.seedRatio > 0) goals.push(`ratio ${config.seedRatio}`);
-  if (config.seedMinutes > 0) goals.push(`${config.seedMinutes} min`);
-  return goals.length > 0 ? ` until ${goals.join(" or ")}` : " until stopped";
-}
-
-function report(
-  torrent: Torrent,
-  pieceCount: number,
-  outcome: Outcome,
-  seconds: number,
-  log: (l: string) => void,
-) {
-  const sources = torrent.sources();
-  if (sources.length > 0) {
-    const shown = sources.slice(0, 8).map((s) =>
-      `${s.address} ${formatBytes(s.bytes)}`
-    );
-    if (sources.length > 8) shown.push(`and ${sources.length - 8} more`);
-    log(`received from: ${shown.join(", ")}`);
-  }
-  const traffic =
-    `${formatBytes(torrent.downloaded)} down, ${
-      formatBytes(torrent.uploaded)
-    } up in ` +
-    `${formatDuration(seconds)} (${
-      formatRate(torrent.downloaded / Math.max(seconds, 0.001))
-    } down)`;
-  if (torrent.complete) {
-    log(
-      `complete: ${torrent.meta.name}, ${traffic}${
-        outcome === "done" ? "" : `; stopped by ${outcome}`
+function listTorrentFiles(dir: string, log: (line: string) => void): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (e) {
+    throw new TorrentFileError(
+      `cannot read the torrents folder ${dir}: ${
+        e instanceof Error ? e.message : e
       }`,
     );
-  } else {
+  }
+  const magnets = names.filter((n) => n.endsWith(".magnet"));
+  if (magnets.length > 0) {
     log(
-      `stopped at ${torrent.have.count}/${pieceCount} pieces, ${traffic}; the next run resumes from there`,
+      `skipping ${magnets.length} .magnet file(s): magnet links are not supported yet`,
     );
   }
+  return names.filter((n) => n.endsWith(".torrent")).sort().map((n) =>
+    path.join(dir, n)
+  );
+}
+
+function invalidSummary(file: string, error: string): JobSummary {
+  return {
+    name: path.basename(file),
+    infoHash: "",
+    file,
+    result: "invalid",
+    bytesDown: 0,
+    bytesUp: 0,
+    seconds: 0,
+    error,
+  };
+}
+
+function totalStats(jobs: TorrentJob[]): TorrentStats {
+  const total: TorrentStats = {
+    piecesDone: 0,
+    pieceCount: 0,
+    bytesDone: 0,
+    totalBytes: 0,
+    downloadRate: 0,
+    uploadRate: 0,
+    peers: 0,
+    knownPeers: 0,
+  };
+  for (const job of jobs) {
+    const s = job.torrent?.stats();
+    if (!s) continue;
+    for (const key of Object.keys(total) as (keyof TorrentStats)[]) {
+      total[key] += s[key];
+    }
+  }
+  return total;
+}
+
+function report(s: JobSummary, log: (line: string) => void): void {
+  const traffic = `${formatBytes(s.bytesDown)} down, ${
+    formatBytes(s.bytesUp)
+  } up in ${formatDuration(s.seconds)}`;
+  if (s.result === "complete") log(`complete: ${s.name}, ${traffic}`);
+  else if (s.result === "partial") {
+    log(
+      `stopped before completing: ${s.name}, ${traffic}; the next run resumes`,
+    );
+  } else log(`${s.result}: ${s.name}: ${s.error ?? ""}`);
 }
 
 function writePeerReport(
   file: string,
-  torrent: Torrent,
+  rows: PeerReportRow[],
   log: (l: string) => void,
 ): void {
-  const rows = peerReportRows(torrent.swarm.peers.values());
   const format = file.toLowerCase().endsWith(".csv") ? "csv" : "json";
   try {
     fs.writeFileSync(file, formatPeerReport(rows, format));
     log(`peer report: ${rows.length} peers written to ${file}`);
   } catch (e) {
-    log(`could not write the peer report ${file}: ${errorText(e)}`);
+    log(
+      `could not write the peer report ${file}: ${
+        e instanceof Error ? e.message : e
+      }`,
+    );
   }
 }
 
-async function shutdown(
-  torrent: Torrent,
-  session: Session,
-  removeSignals: () => void,
-): Promise<void> {
-  await torrent.stop();
-  await session.close();
-  removeSignals();
-}
-
-function loadConfig(args: TorrentArgs): Config {
-  let config: Config = { ...DEFAULT_CONFIG };
-  const file = args.config ??
-    (fs.existsSync("config.json") ? "config.json" : undefined);
-  if (file !== undefined) {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, "utf8");
-    } catch (e) {
-      throw new ConfigError(`cannot read config ${file}: ${errorText(e)}`);
-    }
-    config = parseConfig(text, file);
-  }
-  return applyOverrides(config, args.overrides, "command line");
-}
-
-function readTorrentFile(file: string): Uint8Array {
-  let raw: Uint8Array;
-  try {
-    raw = fs.readFileSync(file);
-  } catch (e) {
-    throw new TorrentFileError(`cannot read ${file}: ${errorText(e)}`);
-  }
-  if (raw.length === 0) throw new TorrentFileError(`${file} is empty`);
-  return raw;
-}
-
-function waitForSignal() {
-  let resolve!: (s: "SIGINT" | "SIGTERM") => void;
-  const promise = new Promise<"SIGINT" | "SIGTERM">((r) => resolve = r);
+/** SIGINT, SIGTERM and the --max-minutes timer, as one promise of why to stop. */
+function stopSignals(maxMinutes: number) {
+  let resolve!: (reason: StopReason) => void;
+  const promise = new Promise<StopReason>((r) => resolve = r);
   const onInt = () => resolve("SIGINT");
   const onTerm = () => resolve("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
+  const timer = maxMinutes > 0
+    ? setTimeout(() => resolve("time"), maxMinutes * 60_000)
+    : undefined;
   return {
     promise,
-    remove: () => {
+    dispose: () => {
+      clearTimeout(timer);
       Deno.removeSignalListener("SIGINT", onInt);
       Deno.removeSignalListener("SIGTERM", onTerm);
     },
   };
-}
-
-function errorText(e: unknown): string {
-  if (e instanceof Error) return e.message.split("\n")[0];
-  return String(e);
 }

@@ -39,6 +39,7 @@ Deno.test("args: download with every flag", () => {
       overrides: { downloadDir: "/tmp/dl", listenPort: 51413 },
       config: "my.json",
       peerReport: undefined,
+      json: false,
       peers: [
         { host: "127.0.0.1", port: 6881 },
         { host: "::1", port: 6882 },
@@ -58,6 +59,7 @@ Deno.test("args: download with no flags, flags before the command", () => {
     peerReport: undefined,
     peers: [],
     quiet: false,
+    json: false,
   });
   const r = parseCommandLine(["--port=0", "download", "--dir=x", "a.torrent"]);
   assert.equal(r.command, "download");
@@ -147,8 +149,15 @@ Deno.test("args: unknown flag, missing value", () => {
 });
 
 Deno.test("args: missing torrent, extra operands, unknown or missing command", () => {
-  fails(["download"], "download needs a .torrent file");
-  fails(["download", "--quiet"], "download needs a .torrent file");
+  fails(["seed"], "seed needs a .torrent file");
+  fails(["seed", "--quiet"], "seed needs a .torrent file");
+  // download without a torrent is batch mode: every .torrent in torrentsDir.
+  const batch = parseCommandLine(["download", "--max-minutes", "20", "--json"]);
+  assert.ok(batch.command === "download" && batch.torrent === undefined);
+  assert.ok(batch.command === "download" && batch.json);
+  assert.deepEqual(batch.command === "download" && batch.overrides, {
+    maxMinutes: 20,
+  });
   fails(
     ["download", "a.torrent", "b.torrent"],
     "download takes one torrent, got 2",
@@ -173,7 +182,7 @@ Deno.test("args: --help and --version win over everything", () => {
   assert.deepEqual(parseCommandLine(["--help", "--version"]), {
     command: "help",
   });
-  assert.match(USAGE, /^Usage: btclient download <file\.torrent>/);
+  assert.match(USAGE, /^Usage: btclient download \[<file\.torrent>\]/);
   for (
     const flag of [
       "--dir",

@@ -6,6 +6,7 @@ import {
   DEFAULT_CONFIG,
   NUMERIC_KEYS,
   parseConfig,
+  STRING_KEYS,
 } from "../../src/config.ts";
 
 function fails(text: string, message: string | RegExp): void {
@@ -23,6 +24,9 @@ function fails(text: string, message: string | RegExp): void {
 Deno.test("config: defaults", () => {
   assert.deepEqual({ ...DEFAULT_CONFIG }, {
     downloadDir: "downloads",
+    torrentsDir: "torrents",
+    onComplete: "",
+    logFile: "",
     listenPort: 6881,
     maxPeers: 50,
     maxHalfOpen: 8,
@@ -44,11 +48,15 @@ Deno.test("config: defaults", () => {
     uploadLimit: 0,
     seedRatio: 0,
     seedMinutes: 0,
+    maxActiveTorrents: 3,
+    maxMinutes: 0,
   });
   assert.ok(Object.isFrozen(DEFAULT_CONFIG));
   assert.deepEqual(parseConfig("{}", "x"), { ...DEFAULT_CONFIG });
-  // Every numeric key has a spec, and every default is inside its range.
-  const numeric = Object.keys(DEFAULT_CONFIG).filter((k) => k !== "downloadDir")
+  // Every key has a spec (string or numeric), and every default is inside its range.
+  const numeric = Object.keys(DEFAULT_CONFIG).filter((k) =>
+    !Object.hasOwn(STRING_KEYS, k)
+  )
     .sort();
   assert.deepEqual(Object.keys(NUMERIC_KEYS).sort(), numeric);
   for (const [key, spec] of Object.entries(NUMERIC_KEYS)) {
@@ -183,6 +191,7 @@ Deno.test("config: integer keys reject fractions, others accept them", () => {
   assert.deepEqual(integerKeys.sort(), [
     "downloadLimit",
     "listenPort",
+    "maxActiveTorrents",
     "maxHalfOpen",
     "maxPeers",
     "maxRequestsPerPeer",

@@ -1,0 +1,272 @@
+// One torrent's run inside a session: read and check it, download what is
+// missing, run the completion hook, seed to the goal, stop, and sum it up.
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Config } from "../config.ts";
+import {
+  type Metainfo,
+  parseMetainfo,
+  TorrentFileError,
+} from "../metainfo/metainfo.ts";
+import { Bitfield } from "../pieces/bitfield.ts";
+import type { Session } from "../session.ts";
+import { loadOrCheck, resumePath } from "../storage/resume.ts";
+import { PieceStore } from "../storage/store.ts";
+import type { Bandwidth } from "../swarm/bandwidth.ts";
+import { Torrent } from "../torrent.ts";
+import type { PeerAddress } from "../tracker/types.ts";
+import { makePeerId } from "../version.ts";
+import { type CompletedTorrent, runCompletionHook } from "./completion_hook.ts";
+import { formatBytes } from "./format.ts";
+
+/** Why a run ends early: a signal, or --max-minutes. */
+export type StopReason = "SIGINT" | "SIGTERM" | "time";
+
+export interface JobSummary {
+  name: string;
+  infoHash: string;
+  file: string;
+  /** complete: verified on disk (and seeded to the goal); partial: stopped first; failed: a disk error; invalid: a bad torrent file. */
+  result: "complete" | "partial" | "failed" | "invalid";
+  bytesDown: number;
+  bytesUp: number;
+  seconds: number;
+  error?: string;
+}
+
+export interface JobContext {
+  session: Session;
+  listenPort: number;
+  peers: PeerAddress[];
+  download: Bandwidth;
+  upload: Bandwidth;
+  /** This torrent's share of the session's peer budget. */
+  maxPeers: number;
+  /** The `seed` command: seed even without a goal, until stopped. */
+  seedCommand: boolean;
+  stop: Promise<StopReason>;
+  log: (line: string) => void;
+}
+
+export class TorrentJob {
+  /** The running torrent, while there is one (for progress and reports). */
+  torrent: Torrent | null = null;
+
+  private constructor(
+    readonly file: string,
+    readonly meta: Metainfo,
+    private store: PieceStore,
+    private have: Bitfield,
+    private config: Config,
+  ) {}
+
+  /** Reads and validates the torrent file; touches nothing on disk. */
+  static open(file: string, config: Config): TorrentJob {
+    const meta = parseMetainfo(readTorrentFile(file));
+    const store = new PieceStore(meta, path.resolve(config.downloadDir));
+    return new TorrentJob(
+      file,
+      meta,
+      store,
+      new Bitfield(meta.pieceCount),
+      config,
+    );
+  }
+
+  /** Creates the files and finds which pieces are on disk (a resume file spares the hashing). */
+  async check(
+    status: (line: string) => void,
+    log: (line: string) => void,
+  ): Promise<void> {
+    const meta = this.meta;
+    const dir = path.resolve(this.config.downloadDir);
+    this.store.prepare();
+    const start = await loadOrCheck(
+      this.store,
+      resumePath(dir, meta),
+      (done, total) => {
+        status(`${meta.name}: checking existing data: ${done}/${total} pieces`);
+      },
+    );
+    this.have = start.have;
+    log(
+      `${meta.name}: ${
+        formatBytes(meta.totalLength)
+      } in ${meta.pieceCount} pieces, ` +
+        `${start.have.count} already verified${
+          start.fromResume ? " (resume file)" : ""
+        }, ` +
+        `saving to ${dir}`,
+    );
+  }
+
+  get willSeed(): boolean {
+    return this.config.seedRatio > 0 || this.config.seedMinutes > 0;
+  }
+
+  /** Whether the job has anything to do on the network. */
+  needsNetwork(seedCommand: boolean): boolean {
+    return !this.have.complete || seedCommand || this.willSeed;
+  }
+
+  /** The summary of a job that had nothing to do. */
+  finishOffline(): JobSummary {
+    this.store.close();
+    return this.summary(this.have.complete ? "complete" : "partial", 0, 0, 0);
+  }
+
+  async run(ctx: JobContext, hooks: Promise<void>[]): Promise<JobSummary> {
+    const began = performance.now();
+    const dir = path.resolve(this.config.downloadDir);
+    const completeAtStart = this.have.complete;
+    const torrent = new Torrent(this.meta, this.store, this.have, {
+      config: { ...this.config, maxPeers: ctx.maxPeers },
+      peerId: makePeerId(),
+      resumeFile: resumePath(dir, this.meta),
+      download: ctx.download,
+      upload: ctx.upload,
+      log: ctx.log,
+    });
+    this.torrent = torrent;
+    ctx.session.add(torrent);
+    torrent.start(ctx.peers, ctx.listenPort);
+    let stoppedBy: StopReason | null = null;
+    let failure: string | undefined;
+    try {
+      const first = await Promise.race([
+        torrent.finished.then(() => null),
+        ctx.stop,
+      ]);
+      stoppedBy = first;
+      if (first === null && !completeAtStart && this.config.onComplete !== "") {
+        hooks.push(
+          runCompletionHook(
+            this.config.onComplete,
+            this.completed(dir),
+            ctx.log,
+          ),
+        );
+      }
+      if (first === null && (ctx.seedCommand || this.willSeed)) {
+        ctx.log(
+          `seeding ${this.meta.name} on port ${ctx.listenPort}${this.describeGoal()}`,
+        );
+        const goal = seedGoal(torrent, this.config);
+        stoppedBy = await Promise.race([goal.reached, ctx.stop]);
+        goal.cancel();
+      }
+    } catch (e) {
+      failure = e instanceof Error ? e.message : String(e);
+      ctx.log(`${this.meta.name}: ${failure}`);
+    } finally {
+      await torrent.stop();
+      ctx.session.remove(torrent);
+    }
+    const sources = torrent.sources();
+    if (sources.length > 0) {
+      const shown = sources.slice(0, 8).map((s) =>
+        `${s.address} ${formatBytes(s.bytes)}`
+      );
+      if (sources.length > 8) shown.push(`and ${sources.length - 8} more`);
+      ctx.log(`received from: ${shown.join(", ")}`);
+    }
+    if (!torrent.complete) {
+      ctx.log(
+        `stopped at ${torrent.have.count}/${this.meta.pieceCount} pieces of ${this.meta.name}; the next run resumes from there`,
+      );
+    }
+    const seconds = (performance.now() - began) / 1000;
+    if (stoppedBy !== null) {
+      ctx.log(
+        `${this.meta.name}: stopped by ${
+          stoppedBy === "time" ? "--max-minutes" : stoppedBy
+        }`,
+      );
+    }
+    // Complete means the data: seeding cut short does not make a download partial.
+    const result = failure !== undefined
+      ? "failed"
+      : torrent.complete
+      ? "complete"
+      : "partial";
+    const summary = this.summary(
+      result,
+      torrent.downloaded,
+      torrent.uploaded,
+      seconds,
+    );
+    if (failure !== undefined) summary.error = failure;
+    return summary;
+  }
+
+  private completed(dir: string): CompletedTorrent {
+    return {
+      name: this.meta.name,
+      infoHash: this.meta.infoHashHex,
+      path: path.join(dir, this.meta.name),
+    };
+  }
+
+  private describeGoal(): string {
+    const goals = [];
+    if (this.config.seedRatio > 0) goals.push(`ratio ${this.config.seedRatio}`);
+    if (this.config.seedMinutes > 0) {
+      goals.push(`${this.config.seedMinutes} min`);
+    }
+    return goals.length > 0 ? ` until ${goals.join(" or ")}` : " until stopped";
+  }
+
+  private summary(
+    result: JobSummary["result"],
+    down: number,
+    up: number,
+    seconds: number,
+  ): JobSummary {
+    return {
+      name: this.meta.name,
+      infoHash: this.meta.infoHashHex,
+      file: this.file,
+      result,
+      bytesDown: down,
+      bytesUp: up,
+      seconds: Math.round(seconds * 1000) / 1000,
+    };
+  }
+}
+
+/** Resolves once the seeding goal is met; never when there is none (seed until stopped). */
+/** `reached` resolves once the seeding goal is met; never when there is none (seed until stopped). */
+function seedGoal(
+  torrent: Torrent,
+  config: Config,
+): { reached: Promise<null>; cancel: () => void } {
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const reached = new Promise<null>((resolve) => {
+    const since = performance.now();
+    timer = setInterval(() => {
+      const ratio = torrent.uploaded / torrent.meta.totalLength;
+      const minutes = (performance.now() - since) / 60_000;
+      if (
+        (config.seedRatio > 0 && ratio >= config.seedRatio) ||
+        (config.seedMinutes > 0 && minutes >= config.seedMinutes)
+      ) resolve(null);
+    }, 500);
+  });
+  return { reached, cancel: () => clearInterval(timer) };
+}
+
+function readTorrentFile(file: string): Uint8Array {
+  let raw: Uint8Array;
+  try {
+    raw = fs.readFileSync(file);
+  } catch (e) {
+    throw new TorrentFileError(
+      `cannot read ${file}: ${
+        e instanceof Error ? e.message.split("\n")[0] : e
+      }`,
+    );
+  }
+  if (raw.length === 0) throw new TorrentFileError(`${file} is empty`);
+  return raw;
+}
