@@ -64,6 +64,7 @@ export async function runTorrentCommand(args: TorrentArgs): Promise<number> {
       invalid.push(invalidSummary(file, e.message));
     }
   }
+  refuseSharedFiles(jobs, invalid, log);
   const lock = await FolderLock.acquire(path.resolve(config.downloadDir));
   try {
     for (const job of jobs) await job.check((l) => view.status(l), log);
@@ -174,6 +175,28 @@ function listTorrentFiles(dir: string, log: (line: string) => void): string[] {
   return names.filter((n) => n.endsWith(".torrent")).sort().map((n) =>
     path.join(dir, n)
   );
+}
+
+/** Two torrents that would write the same file would corrupt each other: the later one is skipped. */
+function refuseSharedFiles(
+  jobs: TorrentJob[],
+  invalid: JobSummary[],
+  log: (line: string) => void,
+): void {
+  const owners = new Map<string, TorrentJob>();
+  for (const job of [...jobs]) {
+    const clash = job.paths.map((p) => owners.get(p)).find((o) =>
+      o !== undefined
+    );
+    if (clash) {
+      const why = `${job.file} would write the same files as ${clash.file}`;
+      log(`skipping ${why}`);
+      invalid.push(invalidSummary(job.file, why));
+      jobs.splice(jobs.indexOf(job), 1);
+      continue;
+    }
+    for (const p of job.paths) owners.set(p, job);
+  }
 }
 
 function invalidSummary(file: string, error: string): JobSummary {

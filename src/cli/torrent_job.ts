@@ -11,7 +11,7 @@ import {
 } from "../metainfo/metainfo.ts";
 import { Bitfield } from "../pieces/bitfield.ts";
 import type { Session } from "../session.ts";
-import { loadOrCheck, resumePath } from "../storage/resume.ts";
+import { loadOrCheck, resumePath, saveResume } from "../storage/resume.ts";
 import { PieceStore } from "../storage/store.ts";
 import type { Bandwidth } from "../swarm/bandwidth.ts";
 import { Torrent } from "../torrent.ts";
@@ -52,6 +52,8 @@ export interface JobContext {
 export class TorrentJob {
   /** The running torrent, while there is one (for progress and reports). */
   torrent: Torrent | null = null;
+  /** The pieces were found by hashing, so no resume record vouches for them yet. */
+  private checkedByHashing = false;
 
   private constructor(
     readonly file: string,
@@ -90,6 +92,7 @@ export class TorrentJob {
       },
     );
     this.have = start.have;
+    this.checkedByHashing = !start.fromResume;
     log(
       `${meta.name}: ${
         formatBytes(meta.totalLength)
@@ -99,6 +102,11 @@ export class TorrentJob {
         }, ` +
         `saving to ${dir}`,
     );
+  }
+
+  /** The files this torrent writes. */
+  get paths(): string[] {
+    return this.store.paths;
   }
 
   get willSeed(): boolean {
@@ -112,6 +120,14 @@ export class TorrentJob {
 
   /** The summary of a job that had nothing to do. */
   finishOffline(): JobSummary {
+    // Record what the check found, so the next run does not hash it again.
+    if (this.checkedByHashing) {
+      saveResume(
+        this.store,
+        resumePath(path.resolve(this.config.downloadDir), this.meta),
+        this.have,
+      );
+    }
     this.store.close();
     return this.summary(this.have.complete ? "complete" : "partial", 0, 0, 0);
   }

@@ -24,6 +24,8 @@ export interface FixtureOptions {
   size?: number;
   announce?: string[];
   pieceLengthLog2?: number;
+  /** The payload's name (default "multi" or "single.bin"). */
+  name?: string;
 }
 
 export async function makeFixture(options: FixtureOptions): Promise<Fixture> {
@@ -31,7 +33,8 @@ export async function makeFixture(options: FixtureOptions): Promise<Fixture> {
   const dataDir = `${root}/data`;
   const downloadDir = `${root}/download`;
   await Deno.mkdir(dataDir);
-  const name = options.kind === "multi" ? "multi" : "single.bin";
+  const name = options.name ??
+    (options.kind === "multi" ? "multi" : "single.bin");
   const payload = options.kind === "multi"
     ? await makeMultiFile(dataDir, name)
     : await makeSingleFile(dataDir, name, options.size ?? 3 * 1024 * 1024 + 5);
