@@ -1,0 +1,36 @@
+// `deno task compile [--target TRIPLE] [--output FILE]`: builds one
+// standalone executable of the client (default dist/btclient), with the
+// permissions it needs baked in. The config defaults are part of the
+// program, so the binary runs with no config file at all. A deno task
+// appends its arguments after the script, which `deno compile` would hand to
+// the program, so this script places them where the compiler reads them.
+
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    target: { type: "string" },
+    output: { type: "string", default: "dist/btclient" },
+  },
+});
+const main = new URL("../main.ts", import.meta.url).pathname;
+const args = [
+  "compile",
+  "--no-prompt",
+  "-N",
+  "-R",
+  "-W",
+  "-E",
+  "--allow-run=/bin/sh",
+  "-o",
+  values.output,
+];
+if (values.target) args.push("--target", values.target);
+args.push(main);
+const { code } = await new Deno.Command(Deno.execPath(), {
+  args,
+  stdout: "inherit",
+  stderr: "inherit",
+}).output();
+Deno.exit(code);
