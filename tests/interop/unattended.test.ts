@@ -7,7 +7,11 @@ import * as fs from "node:fs";
 import { ClientProcess, runClient } from "../helpers/client.ts";
 import { startFakeSeeder } from "../helpers/fake_seeder.ts";
 import { startHostilePeer } from "../helpers/hostile_peer.ts";
-import { makeFixture } from "../helpers/swarm_fixture.ts";
+import {
+  assertSameTree,
+  downloadArgs,
+  makeFixture,
+} from "../helpers/swarm_fixture.ts";
 import { parseMetainfo } from "../../src/metainfo/metainfo.ts";
 
 const MIB = 1024 * 1024;
@@ -132,14 +136,7 @@ async function slowDownload() {
     pieceLength: meta.pieceLength,
     bytesPerSecond: 2 * MIB,
   });
-  const args = [
-    "download",
-    fixture.torrent,
-    "--dir",
-    fixture.downloadDir,
-    "--port",
-    "0",
-  ];
+  const args = downloadArgs(fixture);
   const config = `${fixture.root}/config.json`;
   fs.writeFileSync(config, JSON.stringify({ logIntervalSeconds: 0.5 }));
   return {
@@ -163,10 +160,7 @@ Deno.test("a second run on a locked download folder exits 4 at once; the first c
     );
     const end = await first.wait();
     assert.equal(end.code, 0, end.output);
-    assert.deepEqual(
-      fs.readFileSync(`${fixture.downloadDir}/${fixture.name}`),
-      fs.readFileSync(`${fixture.dataDir}/${fixture.name}`),
-    );
+    await assertSameTree(fixture);
   } finally {
     await seeder.stop();
     await fixture.remove();
@@ -204,10 +198,7 @@ for (const how of ["SIGTERM", "--max-minutes"] as const) {
         startedPieces.size <= meta.pieceCount - verified,
         `refetched: ${[...startedPieces]}`,
       );
-      assert.deepEqual(
-        fs.readFileSync(`${fixture.downloadDir}/${fixture.name}`),
-        fs.readFileSync(`${fixture.dataDir}/${fixture.name}`),
-      );
+      await assertSameTree(fixture);
     } finally {
       await seeder.stop();
       await fixture.remove();
