@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { ClientProcess, runClient } from "../helpers/client.ts";
 import { startFakeSeeder } from "../helpers/fake_seeder.ts";
+import { slowDownload } from "../helpers/slow_download.ts";
 import { withAnnounce } from "../helpers/announce_url.ts";
 import { startFakeTracker } from "../helpers/fake_tracker.ts";
 import {
@@ -76,18 +77,8 @@ Deno.test("a piece that fails its hash check is fetched again and the data is ri
 });
 
 Deno.test("killed with SIGKILL mid-download, a rerun finishes without fetching verified pieces again", async () => {
-  const fixture = await makeFixture({
-    kind: "single",
-    size: 8 * 1024 * 1024 + 11,
-  });
-  const meta = await loadMeta(fixture);
+  const { fixture, meta, seeder: slow } = await slowDownload(3 * 2 ** 20);
   const file = `${fixture.dataDir}/${fixture.name}`;
-  const slow = startFakeSeeder({
-    infoHash: meta.infoHash,
-    file,
-    pieceLength: PIECE,
-    bytesPerSecond: 3 * 2 ** 20,
-  });
   const config = await writeConfig(fixture, { logIntervalSeconds: 0.5 });
   const args = downloadArgs(fixture, "--config", config);
   try {
@@ -133,18 +124,7 @@ Deno.test("killed with SIGKILL mid-download, a rerun finishes without fetching v
 });
 
 Deno.test("SIGINT stops cleanly: exit 130, tracker told stopped, resume file used by the next run", async () => {
-  const fixture = await makeFixture({
-    kind: "single",
-    size: 8 * 1024 * 1024 + 11,
-  });
-  const meta = await loadMeta(fixture);
-  const file = `${fixture.dataDir}/${fixture.name}`;
-  const slow = startFakeSeeder({
-    infoHash: meta.infoHash,
-    file,
-    pieceLength: PIECE,
-    bytesPerSecond: 3 * 2 ** 20,
-  });
+  const { fixture, meta, seeder: slow } = await slowDownload(3 * 2 ** 20);
   const tracker = await startFakeTracker([{
     host: "127.0.0.1",
     port: slow.port,

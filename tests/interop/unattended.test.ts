@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import { ClientProcess, runClient } from "../helpers/client.ts";
 import { startFakeSeeder } from "../helpers/fake_seeder.ts";
 import { startHostilePeer } from "../helpers/hostile_peer.ts";
+import { slowDownload } from "../helpers/slow_download.ts";
 import {
   assertSameTree,
   downloadArgs,
@@ -125,30 +126,23 @@ Deno.test("batch: one run completes a done, a partial and a new torrent; the nex
   }
 });
 
-/** A single-file download from a throttled fake seeder, for runs that must last. */
-async function slowDownload() {
-  const fixture = await makeFixture({ kind: "single", size: 8 * MIB + 11 });
-  const meta = parseMetainfo(await Deno.readFile(fixture.torrent));
-  const file = `${fixture.dataDir}/${fixture.name}`;
-  const seeder = startFakeSeeder({
-    infoHash: meta.infoHash,
-    file,
-    pieceLength: meta.pieceLength,
-    bytesPerSecond: 2 * MIB,
-  });
-  const args = downloadArgs(fixture);
+/** A throttled download with its client arguments. */
+async function slowRun() {
+  const { fixture, meta, seeder } = await slowDownload(2 * MIB);
   const config = `${fixture.root}/config.json`;
   fs.writeFileSync(config, JSON.stringify({ logIntervalSeconds: 0.5 }));
-  return {
+  const args = downloadArgs(
     fixture,
-    meta,
-    seeder,
-    args: [...args, "--config", config, "--peer", `127.0.0.1:${seeder.port}`],
-  };
+    "--config",
+    config,
+    "--peer",
+    `127.0.0.1:${seeder.port}`,
+  );
+  return { fixture, meta, seeder, args };
 }
 
 Deno.test("a second run on a locked download folder exits 4 at once; the first completes", async () => {
-  const { fixture, seeder, args } = await slowDownload();
+  const { fixture, seeder, args } = await slowRun();
   try {
     const first = new ClientProcess(args);
     await first.waitForLine(/ \d+\.\d% /, 20_000);
@@ -169,7 +163,7 @@ Deno.test("a second run on a locked download folder exits 4 at once; the first c
 
 for (const how of ["SIGTERM", "--max-minutes"] as const) {
   Deno.test(`stopped by ${how} mid-download, a rerun finishes without fetching verified pieces again`, async () => {
-    const { fixture, meta, seeder, args } = await slowDownload();
+    const { fixture, meta, seeder, args } = await slowRun();
     try {
       // --max-minutes 0.02 is 1.2 s: about a third of the download.
       const first = new ClientProcess(
