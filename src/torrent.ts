@@ -79,11 +79,9 @@ export class Torrent implements PeerOwner {
   /** Payload bytes received and sent this run (wasted ones included). */
   downloaded = 0;
   uploaded = 0;
-  wasted = 0;
   /** Bytes of the pieces not yet verified. */
   private bytesLeft: number;
-  private records = new Map<PeerConnection, PeerRecord>();
-  /** Every connection's record by its number, for blame after it closed. */
+  /** Every connection's record by its number (kept after it closes, for blame). */
   private recordsByNum = new Map<number, PeerRecord>();
   private bannedPeerIds = new Set<string>();
   private smartBan = new SmartBan();
@@ -292,13 +290,11 @@ export class Torrent implements PeerOwner {
     if (!piece) {
       // A late answer to a cancelled request is normal; data nobody asked for is not.
       if (wasRequested || this.have.has(index)) {
-        this.wasted += data.length;
         return;
       }
       throw new PeerViolation(`sent piece ${index}, which was never requested`);
     }
     if (!piece.receive(block, data, peer.num)) {
-      this.wasted += data.length;
       return;
     }
     if (piece.requesters[block] > (wasRequested ? 1 : 0)) {
@@ -377,8 +373,7 @@ export class Torrent implements PeerOwner {
     this.requestsLost(peer, peer.outstanding);
     peer.outstanding.clear();
     this.choker.removed(peer, this.connections);
-    const record = this.records.get(peer);
-    this.records.delete(peer);
+    const record = this.recordsByNum.get(peer.num);
     if (record) {
       const r = record.rating;
       r.downloaded += peer.downloaded;
@@ -453,7 +448,6 @@ export class Torrent implements PeerOwner {
     );
     record.client = clientName(opened.remote.peerId);
     this.connections.add(peer);
-    this.records.set(peer, record);
     this.recordsByNum.set(peer.num, record);
     const offered = allowedFastSet(
       record.host,
@@ -475,7 +469,7 @@ export class Torrent implements PeerOwner {
     let worst: PeerConnection | null = null;
     let worstScore = 0;
     for (const peer of this.connections) {
-      const s = score(this.records.get(peer)!.rating) +
+      const s = score(this.recordsByNum.get(peer.num)!.rating) +
         10 * Math.log2(1 + peer.rate / BLOCK_SIZE);
       if (s < worstScore) {
         worst = peer;
@@ -508,7 +502,6 @@ export class Torrent implements PeerOwner {
       this.options.log(
         `piece ${index} failed its hash check; fetching it again`,
       );
-      this.wasted += piece.size;
       this.blameFailure(piece);
       this.picker.failed(piece);
       return;
