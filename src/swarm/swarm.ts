@@ -46,10 +46,6 @@ export class Swarm {
 
   constructor(private options: SwarmOptions) {}
 
-  get connectedCount(): number {
-    return this.connected;
-  }
-
   add(addresses: PeerAddress[], source: string): number {
     let added = 0;
     for (const a of addresses) {
