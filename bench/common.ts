@@ -9,6 +9,9 @@ import { makeSingleFile, sha256File } from "../tests/helpers/payload.ts";
 
 export const MIB = 1024 * 1024;
 
+/** Our client talks to the benchmark's loopback peers only: no DHT, LSD or router. */
+export const LOOPBACK_ONLY = ["--no-dht", "--no-lsd", "--no-port-mapping"];
+
 /** Undo steps run newest first, at the end or on Ctrl-C (children live in their own
  * process groups, so the terminal's SIGINT does not reach them). */
 export class CleanupStack {

@@ -20,6 +20,7 @@ import {
   BenchWorkspace,
   type CleanupStack,
   log,
+  LOOPBACK_ONLY,
   makeBenchPayload,
   median,
   MIB,
@@ -68,6 +69,7 @@ const commands: Record<
     "--peer",
     swarm.seederAddress,
     "--quiet",
+    ...LOOPBACK_ONLY,
   ],
   libtorrent: (swarm, saveDir, timeoutSec) => [
     DEBIAN_PYTHON,

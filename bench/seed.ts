@@ -25,6 +25,7 @@ import {
   BenchWorkspace,
   type CleanupStack,
   log,
+  LOOPBACK_ONLY,
   makeBenchPayload,
   median,
   MIB,
@@ -244,6 +245,7 @@ async function startOurSeeder(context: SeederContext): Promise<Seeder> {
       context.dataDir,
       "--port",
       String(freePort()),
+      ...LOOPBACK_ONLY,
     ],
     // not the repository: a developer's ./config.json must not change the figures
     cwd: context.workDir,

@@ -29,6 +29,12 @@ export interface Config {
   seedMinutes: number;
   maxActiveTorrents: number;
   maxMinutes: number;
+  dht: boolean;
+  dhtBootstrap: string[];
+  pex: boolean;
+  lsd: boolean;
+  portMapping: string;
+  gateway: string;
 }
 
 interface KeySpec {
@@ -66,14 +72,33 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   seedMinutes: 0,
   maxActiveTorrents: 3,
   maxMinutes: 0,
+  dht: true,
+  dhtBootstrap: Object.freeze([
+    "router.bittorrent.com:6881",
+    "router.utorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "dht.libtorrent.org:25401",
+  ]) as string[],
+  pex: true,
+  lsd: true,
+  portMapping: "auto",
+  gateway: "",
 });
 
-type StringKey = "downloadDir" | "torrentsDir" | "onComplete" | "logFile";
+type StringKey =
+  | "downloadDir"
+  | "torrentsDir"
+  | "onComplete"
+  | "logFile"
+  | "portMapping"
+  | "gateway";
+type BooleanKey = "dht" | "pex" | "lsd";
+type ListKey = "dhtBootstrap";
 
-/** String keys: whether they may be empty, and what they mean. */
+/** String keys: whether they may be empty, the values allowed (if a closed set), and what they mean. */
 export const STRING_KEYS: Record<
   StringKey,
-  { allowEmpty: boolean; doc: string }
+  { allowEmpty: boolean; choices?: readonly string[]; doc: string }
 > = {
   downloadDir: {
     allowEmpty: false,
@@ -94,10 +119,48 @@ export const STRING_KEYS: Record<
     doc:
       "file that log lines are appended to, besides the output; empty for none (flag --log-file)",
   },
+  portMapping: {
+    allowEmpty: false,
+    choices: ["auto", "pcp", "natpmp", "upnp", "off"],
+    doc:
+      'open the listen port on the router: "auto" tries PCP, then NAT-PMP, then UPnP IGD; "off" for none (flag --no-port-mapping)',
+  },
+  gateway: {
+    allowEmpty: true,
+    doc:
+      "router address for PCP and NAT-PMP; empty: the default gateway from the routing table",
+  },
+};
+
+/** On/off keys. */
+export const BOOLEAN_KEYS: Record<BooleanKey, { doc: string }> = {
+  dht: {
+    doc:
+      "find peers through the DHT (BEP 5); never for private torrents (flag --no-dht)",
+  },
+  pex: {
+    doc:
+      "exchange peer lists with connected peers (BEP 11); never for private torrents",
+  },
+  lsd: {
+    doc:
+      "announce and find peers on the local network by multicast (BEP 14); never for private torrents (flag --no-lsd)",
+  },
+};
+
+/** Keys holding a list of HOST:PORT strings. */
+export const LIST_KEYS: Record<ListKey, { doc: string }> = {
+  dhtBootstrap: {
+    doc:
+      "DHT nodes (HOST:PORT) asked first when no saved routing table has live nodes",
+  },
 };
 
 /** Numeric keys: range and meaning (README and config.example.json follow these). */
-export const NUMERIC_KEYS: Record<Exclude<keyof Config, StringKey>, KeySpec> = {
+export const NUMERIC_KEYS: Record<
+  Exclude<keyof Config, StringKey | BooleanKey | ListKey>,
+  KeySpec
+> = {
   listenPort: {
     min: 0,
     max: 65535,
@@ -289,7 +352,41 @@ export function applyOverrides(
           }string`,
         );
       }
+      if (spec.choices && !spec.choices.includes(value)) {
+        throw new ConfigError(
+          `${source}: ${key} must be one of ${
+            spec.choices.map((c) => `"${c}"`).join(", ")
+          }, not ${JSON.stringify(value)}`,
+        );
+      }
       result[key as StringKey] = value;
+      continue;
+    }
+    if (Object.hasOwn(BOOLEAN_KEYS, key)) {
+      if (typeof value !== "boolean") {
+        throw new ConfigError(
+          `${source}: ${key} must be true or false, not ${
+            JSON.stringify(value)
+          }`,
+        );
+      }
+      result[key as BooleanKey] = value;
+      continue;
+    }
+    if (Object.hasOwn(LIST_KEYS, key)) {
+      if (!Array.isArray(value)) {
+        throw new ConfigError(
+          `${source}: ${key} must be a list of "HOST:PORT" strings`,
+        );
+      }
+      for (const item of value) {
+        if (typeof item !== "string" || !isHostPort(item)) {
+          throw new ConfigError(
+            `${source}: ${key} entry ${JSON.stringify(item)} is not HOST:PORT`,
+          );
+        }
+      }
+      result[key as ListKey] = [...value];
       continue;
     }
     if (!Object.hasOwn(NUMERIC_KEYS, key)) {
@@ -315,4 +412,13 @@ export function applyOverrides(
     result[name] = value;
   }
   return result;
+}
+
+/** HOST:PORT with a port 1-65535; IPv6 hosts in brackets. */
+export function isHostPort(text: string): boolean {
+  const match = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(text) ??
+    /^([^:\[\]\s]+):(\d{1,5})$/.exec(text);
+  if (!match) return false;
+  const port = Number(match[2]);
+  return port >= 1 && port <= 65535;
 }

@@ -46,6 +46,9 @@ Options:
   --peer-report FILE     write every peer's rating at exit (.json or .csv)
   --max-minutes M        stop cleanly after M minutes, saving state (a cron window)
   --log-file FILE        also append log lines to FILE
+  --no-dht               do not use the DHT (config dht)
+  --no-lsd               do not use local service discovery (config lsd)
+  --no-port-mapping      do not open the port on the router (config portMapping "off")
   --json                 print one JSON summary per torrent at exit (logs go to stderr)
   --quiet                print errors only
   -h, --help             show this help
@@ -74,6 +77,9 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
         "peer-report": { type: "string" },
         "max-minutes": { type: "string" },
         "log-file": { type: "string" },
+        "no-dht": { type: "boolean" },
+        "no-lsd": { type: "boolean" },
+        "no-port-mapping": { type: "boolean" },
         json: { type: "boolean" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -115,6 +121,9 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
   if (values["log-file"] !== undefined) {
     overrides.logFile = values["log-file"];
   }
+  if (values["no-dht"]) overrides.dht = false;
+  if (values["no-lsd"]) overrides.lsd = false;
+  if (values["no-port-mapping"]) overrides.portMapping = "off";
   const rates = [["download-limit", "downloadLimit"], [
     "upload-limit",
     "uploadLimit",

@@ -4,6 +4,11 @@
 
 export const MAIN_TS = new URL("../../main.ts", import.meta.url).pathname;
 
+// Tests may send to loopback only: the DHT's public bootstrap routers, LSD
+// multicast and the router's port mapping stay off unless a test (inside its
+// own network namespace, or with a loopback-only config) asks for them.
+const ISOLATED = ["--no-dht", "--no-lsd", "--no-port-mapping"];
+
 export interface ClientResult {
   code: number;
   signal: Deno.Signal | null;
@@ -21,10 +26,17 @@ export class ClientProcess {
 
   constructor(
     args: string[],
-    options: { cwd?: string; lifetimeSec?: number } = {},
+    options: { cwd?: string; lifetimeSec?: number; network?: boolean } = {},
   ) {
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--no-prompt", MAIN_TS, ...args],
+      args: [
+        "run",
+        "-A",
+        "--no-prompt",
+        MAIN_TS,
+        ...args,
+        ...(options.network ? [] : ISOLATED),
+      ],
       cwd: options.cwd,
       env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
       stdin: "null",

@@ -44,7 +44,14 @@ Deno.test({
       fs.chmodSync(`${elsewhere}/btclient`, 0o755);
       fs.writeFileSync(
         `${elsewhere}/config.json`,
-        JSON.stringify({ downloadDir: `${elsewhere}/dl`, listenPort: 0 }),
+        JSON.stringify({
+          downloadDir: `${elsewhere}/dl`,
+          listenPort: 0,
+          // loopback only: no DHT routers, multicast or router traffic
+          dht: false,
+          lsd: false,
+          portMapping: "off",
+        }),
       );
       const version = await new Deno.Command(`${elsewhere}/btclient`, {
         args: ["--version"],

@@ -234,3 +234,19 @@ Deno.test("args: seed, rates with suffixes, seeding goals, peer report", () => {
     /--seed-ratio "-1" is not a number/,
   );
 });
+
+Deno.test("args: --no-dht, --no-lsd and --no-port-mapping set their config keys", () => {
+  const parsed = parseCommandLine([
+    "download",
+    "x.torrent",
+    "--no-dht",
+    "--no-lsd",
+    "--no-port-mapping",
+  ]);
+  assert.ok(parsed.command === "download");
+  assert.deepEqual(parsed.overrides, {
+    dht: false,
+    lsd: false,
+    portMapping: "off",
+  });
+});

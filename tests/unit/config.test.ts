@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import {
   applyOverrides,
+  BOOLEAN_KEYS,
   type Config,
   ConfigError,
   DEFAULT_CONFIG,
+  LIST_KEYS,
   NUMERIC_KEYS,
   parseConfig,
   STRING_KEYS,
@@ -50,12 +52,24 @@ Deno.test("config: defaults", () => {
     seedMinutes: 0,
     maxActiveTorrents: 3,
     maxMinutes: 0,
+    dht: true,
+    dhtBootstrap: [
+      "router.bittorrent.com:6881",
+      "router.utorrent.com:6881",
+      "dht.transmissionbt.com:6881",
+      "dht.libtorrent.org:25401",
+    ],
+    pex: true,
+    lsd: true,
+    portMapping: "auto",
+    gateway: "",
   });
   assert.ok(Object.isFrozen(DEFAULT_CONFIG));
   assert.deepEqual(parseConfig("{}", "x"), { ...DEFAULT_CONFIG });
   // Every key has a spec (string or numeric), and every default is inside its range.
   const numeric = Object.keys(DEFAULT_CONFIG).filter((k) =>
-    !Object.hasOwn(STRING_KEYS, k)
+    !Object.hasOwn(STRING_KEYS, k) && !Object.hasOwn(BOOLEAN_KEYS, k) &&
+    !Object.hasOwn(LIST_KEYS, k)
   )
     .sort();
   assert.deepEqual(Object.keys(NUMERIC_KEYS).sort(), numeric);
@@ -244,4 +258,52 @@ Deno.test("config: applyOverrides for flags", () => {
     () => applyOverrides(base, { nope: 1 }, "flags"),
     /flags: unknown key "nope"/,
   );
+});
+
+Deno.test("config: on/off keys, the bootstrap list and the port-mapping choice", () => {
+  const c = parseConfig(
+    JSON.stringify({
+      dht: false,
+      lsd: false,
+      pex: false,
+      dhtBootstrap: ["127.0.0.1:6881", "[::1]:7000", "router.example:1"],
+      portMapping: "natpmp",
+      gateway: "192.168.1.1",
+    }),
+    "cfg.json",
+  );
+  assert.equal(c.dht, false);
+  assert.equal(c.lsd, false);
+  assert.equal(c.pex, false);
+  assert.deepEqual(c.dhtBootstrap, [
+    "127.0.0.1:6881",
+    "[::1]:7000",
+    "router.example:1",
+  ]);
+  assert.equal(c.portMapping, "natpmp");
+  assert.equal(c.gateway, "192.168.1.1");
+  fails('{"dht": 1}', "cfg.json: dht must be true or false, not 1");
+  fails('{"lsd": "no"}', 'cfg.json: lsd must be true or false, not "no"');
+  fails(
+    '{"dhtBootstrap": "a:1"}',
+    'cfg.json: dhtBootstrap must be a list of "HOST:PORT" strings',
+  );
+  fails(
+    '{"dhtBootstrap": ["a:1", "b"]}',
+    'cfg.json: dhtBootstrap entry "b" is not HOST:PORT',
+  );
+  fails(
+    '{"dhtBootstrap": ["a:0"]}',
+    'cfg.json: dhtBootstrap entry "a:0" is not HOST:PORT',
+  );
+  fails(
+    '{"dhtBootstrap": [6881]}',
+    "cfg.json: dhtBootstrap entry 6881 is not HOST:PORT",
+  );
+  fails(
+    '{"portMapping": "yes"}',
+    'cfg.json: portMapping must be one of "auto", "pcp", "natpmp", "upnp", "off", not "yes"',
+  );
+  // The defaults' list is not shared with a parsed config.
+  assert.notEqual(c.dhtBootstrap, DEFAULT_CONFIG.dhtBootstrap);
 });
