@@ -1,0 +1,241 @@
+import assert from "node:assert/strict";
+import dgram from "node:dgram";
+import {
+  encodeLsdAnnounce,
+  type LsdAnnounce,
+  parseLsdAnnounce,
+} from "../../src/lsd/lsd_message.ts";
+import { LocalDiscovery } from "../../src/lsd/local_discovery.ts";
+
+const ascii = (s: string) => new TextEncoder().encode(s);
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+
+const HASH_A = "6309dca413a3f80c0bbb33ff8398acdb524cd703";
+const HASH_B = "e8523f31975ed2ad0415946e553aa6efcecb80c5";
+
+// A datagram libtorrent 2.0.8 sent, captured in a network namespace.
+const LIBTORRENT_ANNOUNCE = "BT-SEARCH * HTTP/1.1\r\n" +
+  "Host: 239.192.152.143:6771\r\n" +
+  "Port: 6881\r\n" +
+  `Infohash: ${HASH_A}\r\n` +
+  "cookie: 5d881cad\r\n" +
+  "\r\n\r\n";
+
+function announceOf(bytes: Uint8Array): LsdAnnounce {
+  const parsed = parseLsdAnnounce(bytes);
+  if (parsed.kind !== "announce") assert.fail(`malformed: ${parsed.reason}`);
+  return parsed.announce;
+}
+
+function reasonOf(bytes: Uint8Array): string {
+  const parsed = parseLsdAnnounce(bytes);
+  if (parsed.kind !== "malformed") assert.fail("parsed as an announce");
+  return parsed.reason;
+}
+
+Deno.test("lsd codec: our announce is byte for byte what libtorrent sends", () => {
+  const ours = encodeLsdAnnounce({
+    host: "239.192.152.143:6771",
+    port: 6881,
+    infoHashHex: HASH_A.toUpperCase(),
+    cookie: "5d881cad",
+  });
+  assert.equal(text(ours), LIBTORRENT_ANNOUNCE);
+});
+
+Deno.test("lsd codec: reads libtorrent's announce", () => {
+  assert.deepEqual(announceOf(ascii(LIBTORRENT_ANNOUNCE)), {
+    port: 6881,
+    infoHashes: [HASH_A],
+    cookie: "5d881cad",
+  });
+});
+
+Deno.test("lsd codec: several Infohash headers, any case, bare \\n, no cookie", () => {
+  const announce = announceOf(ascii(
+    "bt-search * HTTP/1.0\n" +
+      "HOST: [ff15::efc0:988f]:6771\n" +
+      "port: 51413\n" +
+      `INFOHASH: ${HASH_A.toUpperCase()}\n` +
+      "Infohash: not-a-hash\n" + // skipped, the others still count
+      `Infohash: ${"0".repeat(40)}\n` + // skipped: no torrent has it
+      `Infohash: ${HASH_B}\n` +
+      `Infohash: ${HASH_A}\n` + // duplicate
+      "X-Other: ignored\n" +
+      "\n" +
+      `Infohash: ${"1".repeat(40)}\n`, // after the headers: not read
+  ));
+  assert.deepEqual(announce, {
+    port: 51413,
+    infoHashes: [HASH_A, HASH_B],
+    cookie: null,
+  });
+});
+
+Deno.test("lsd codec: garbage is reported as malformed with a reason", () => {
+  const headers = (port: string, hash = HASH_A) =>
+    ascii(
+      `BT-SEARCH * HTTP/1.1\r\nPort: ${port}\r\nInfohash: ${hash}\r\n\r\n`,
+    );
+  assert.match(reasonOf(new Uint8Array(0)), /not a BT-SEARCH/);
+  assert.match(reasonOf(new Uint8Array([0xff, 0, 1, 2])), /not a BT-SEARCH/);
+  assert.match(
+    reasonOf(ascii("M-SEARCH * HTTP/1.1\r\nHost: x\r\n\r\n")),
+    /not a BT-SEARCH request: "M-SEARCH/,
+  );
+  assert.match(reasonOf(ascii("BT-SEARCH / HTTP/1.1\r\n\r\n")), /BT-SEARCH/);
+  assert.match(
+    reasonOf(ascii(`BT-SEARCH * HTTP/1.1\r\nInfohash: ${HASH_A}\r\n\r\n`)),
+    /no Port/,
+  );
+  assert.match(reasonOf(headers("0")), /bad Port "0"/);
+  assert.match(reasonOf(headers("65536")), /bad Port/);
+  assert.match(reasonOf(headers("68a1")), /bad Port/);
+  assert.match(reasonOf(headers("-1")), /bad Port/);
+  assert.match(reasonOf(headers("6881", HASH_A.slice(2))), /no valid Infohash/);
+  assert.match(reasonOf(headers("6881", "0".repeat(40))), /no valid Infohash/);
+  assert.equal(announceOf(headers("65535")).port, 65535);
+});
+
+/** A UDP socket on 127.0.0.1 that records what it receives. */
+async function udpProbe(reflect = false) {
+  const socket = dgram.createSocket("udp4");
+  const received: string[] = [];
+  socket.on("message", (msg, from) => {
+    received.push(text(msg));
+    if (reflect) socket.send(msg, from.port, from.address);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  return {
+    socket,
+    received,
+    port: socket.address().port,
+    send: (datagram: string, port: number) =>
+      new Promise<void>((resolve, reject) =>
+        socket.send(
+          datagram,
+          port,
+          "127.0.0.1",
+          (e) => e ? reject(e) : resolve(),
+        )
+      ),
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
+}
+
+async function until(what: string, condition: () => boolean, ms = 3000) {
+  const deadline = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() > deadline) assert.fail(`timed out: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+Deno.test("LocalDiscovery: announces when added, then on its interval, at most once per gap", async () => {
+  const group = await udpProbe();
+  const lsd = await LocalDiscovery.start({
+    listenPort: 6881,
+    log: () => {},
+    onPeer: () => {},
+    group: { host: "127.0.0.1", port: group.port },
+    bindPort: 0,
+    announceIntervalMs: 400,
+    minAnnounceGapMs: 150,
+  });
+  try {
+    const started = performance.now();
+    lsd.add(HASH_A.toUpperCase());
+    await until("first announce", () => group.received.length === 1);
+    const first = announceOf(ascii(group.received[0]));
+    assert.equal(first.port, 6881);
+    assert.deepEqual(first.infoHashes, [HASH_A]);
+    assert.match(first.cookie!, /^[0-9a-f]{1,8}$/);
+    assert.ok(group.received[0].includes(`Host: 127.0.0.1:${group.port}\r\n`));
+
+    assert.equal(lsd.announceNow(HASH_A), false, "within the minimum gap");
+    lsd.add(HASH_A); // already known: no second announce
+    assert.equal(lsd.announceNow(HASH_B), false, "not one of ours");
+
+    await until("periodic announce", () => group.received.length === 2);
+    const gap = performance.now() - started;
+    assert.ok(gap >= 390, `periodic announce after ${gap} ms, before 400`);
+    await new Promise((resolve) => setTimeout(resolve, 160));
+    assert.equal(lsd.announceNow(HASH_A), true, "the gap has passed");
+    await until("announce on request", () => group.received.length === 3);
+
+    lsd.remove(HASH_A);
+    assert.equal(lsd.announceNow(HASH_A), false, "removed");
+    assert.equal(lsd.stats.announcesSent, 3);
+    assert.equal(lsd.stats.sendErrors, 0);
+  } finally {
+    await lsd.close();
+    await lsd.close(); // idempotent
+    await group.close();
+  }
+  const after = group.received.length;
+  assert.equal(lsd.announceNow(HASH_A), false, "closed");
+  assert.equal(group.received.length, after);
+});
+
+Deno.test("LocalDiscovery: reports other clients' announces for our torrents only; own and garbage are counted", async () => {
+  // The group "reflects" every datagram to its sender, as multicast
+  // loopback returns our own announces to us.
+  const group = await udpProbe(true);
+  const other = await udpProbe();
+  const peers: string[] = [];
+  const logs: string[] = [];
+  const lsd = await LocalDiscovery.start({
+    listenPort: 6881,
+    log: (line) => logs.push(line),
+    onPeer: (hash, host, port) => peers.push(`${hash} ${host}:${port}`),
+    group: { host: "127.0.0.1", port: group.port },
+    bindPort: 0,
+  });
+  try {
+    lsd.add(HASH_A);
+    await until("own announce back", () => lsd.stats.ownIgnored === 1);
+
+    for (
+      const garbage of ["", "hello", "BT-SEARCH * HTTP/1.1\r\n\r\n", "\u0000"]
+    ) {
+      await other.send(garbage, lsd.localPort);
+    }
+    await other.send(LIBTORRENT_ANNOUNCE, lsd.localPort);
+    await other.send(
+      LIBTORRENT_ANNOUNCE.replace("6881", "7000").replace(HASH_A, HASH_B),
+      lsd.localPort,
+    );
+    await until("announces heard", () => lsd.stats.announcesHeard === 2);
+
+    assert.deepEqual(peers, [`${HASH_A} 127.0.0.1:6881`]);
+    assert.equal(lsd.stats.malformed, 4);
+    assert.equal(lsd.stats.peersReported, 1);
+    assert.equal(logs.length, 1, logs.join("\n"));
+    assert.match(logs[0], /malformed announce from 127\.0\.0\.1/);
+
+    lsd.add(HASH_B);
+    await other.send(
+      LIBTORRENT_ANNOUNCE.replace("6881", "7000").replace(HASH_A, HASH_B),
+      lsd.localPort,
+    );
+    await until("second torrent", () => peers.length === 2);
+    assert.equal(peers[1], `${HASH_B} 127.0.0.1:7000`);
+  } finally {
+    await lsd.close();
+    await other.close();
+    await group.close();
+  }
+});
+
+Deno.test("LocalDiscovery: start fails with a clear error when it cannot bind", async () => {
+  await assert.rejects(
+    LocalDiscovery.start({
+      listenPort: 6881,
+      log: () => {},
+      onPeer: () => {},
+      // TEST-NET-1 (RFC 5737) is no address of this host: bind fails, nothing is sent.
+      group: { host: "192.0.2.1", port: 6771 },
+    }),
+    /local peer discovery cannot listen on port 6771/,
+  );
+});
