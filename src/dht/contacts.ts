@@ -1,0 +1,87 @@
+// BEP 5 "Contact Encoding": a peer is 6 bytes (IPv4 address, port, network byte order), a
+// node is 26 bytes (its 20-byte id, then the peer form). IPv4 only: IPv6 is BEP 32.
+
+import { asNodeId, NODE_ID_LENGTH, type NodeId } from "./node_id.ts";
+
+export interface PeerAddress {
+  host: string;
+  port: number;
+}
+
+export interface NodeContact extends PeerAddress {
+  id: NodeId;
+}
+
+const PEER_LENGTH = 6;
+const NODE_LENGTH = NODE_ID_LENGTH + PEER_LENGTH;
+
+/** Dotted-quad IPv4 text as 4 bytes, or undefined for anything else. */
+export function ipv4Bytes(host: string): Uint8Array | undefined {
+  const parts = host.split(".");
+  if (parts.length !== 4) return undefined;
+  const bytes = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(parts[i])) return undefined;
+    const n = Number(parts[i]);
+    if (n > 255) return undefined;
+    bytes[i] = n;
+  }
+  return bytes;
+}
+
+export function formatIpv4(bytes: Uint8Array): string {
+  return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+}
+
+export function encodePeer(peer: PeerAddress): Uint8Array | undefined {
+  const ip = ipv4Bytes(peer.host);
+  if (!ip || !validPort(peer.port)) return undefined;
+  const out = new Uint8Array(PEER_LENGTH);
+  out.set(ip);
+  out[4] = peer.port >> 8;
+  out[5] = peer.port & 0xff;
+  return out;
+}
+
+/** One peer from exactly 6 bytes; undefined for another length or port 0. */
+export function decodePeer(bytes: Uint8Array): PeerAddress | undefined {
+  if (bytes.length !== PEER_LENGTH) return undefined;
+  const port = (bytes[4] << 8) | bytes[5];
+  if (port === 0) return undefined;
+  return { host: formatIpv4(bytes), port };
+}
+
+/** Compact node info of the contacts that have IPv4 addresses, concatenated. */
+export function encodeNodes(nodes: readonly NodeContact[]): Uint8Array {
+  const entries = nodes.flatMap((node) => {
+    const peer = encodePeer(node);
+    return peer ? [[node.id, peer] as const] : [];
+  });
+  const out = new Uint8Array(entries.length * NODE_LENGTH);
+  entries.forEach(([id, peer], i) => {
+    out.set(id, i * NODE_LENGTH);
+    out.set(peer, i * NODE_LENGTH + NODE_ID_LENGTH);
+  });
+  return out;
+}
+
+/** Contacts from compact node info; undefined if the length is not a multiple of 26. */
+export function decodeNodes(bytes: Uint8Array): NodeContact[] | undefined {
+  if (bytes.length % NODE_LENGTH !== 0) return undefined;
+  const nodes: NodeContact[] = [];
+  for (let at = 0; at < bytes.length; at += NODE_LENGTH) {
+    const peer = decodePeer(
+      bytes.subarray(at + NODE_ID_LENGTH, at + NODE_LENGTH),
+    );
+    // a node with port 0 cannot be queried; the rest of the list is still good
+    if (!peer) continue;
+    // copied: the datagram buffer is reused, the id may live on in the routing table
+    const id = asNodeId(bytes.slice(at, at + NODE_ID_LENGTH))!;
+    nodes.push({ id, ...peer });
+  }
+  return nodes;
+}
+
+export function validPort(port: number): boolean {
+  return Number.isInteger(port) && port > 0 && port <= 0xffff;
+}

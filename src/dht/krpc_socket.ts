@@ -1,0 +1,213 @@
+// The UDP side of BEP 5 KRPC on node:dgram: sends queries and matches the replies by
+// transaction id and sender address (anyone can send us a datagram), times them out, and
+// hands incoming queries to the owner. Undecodable datagrams are counted and dropped;
+// a readable query with bad arguments gets a KRPC error (BEP 5 "Errors"), nothing else.
+
+import dgram from "node:dgram";
+import type { PeerAddress } from "./contacts.ts";
+import {
+  decodeKrpc,
+  encodeError,
+  encodeQuery,
+  ErrorCode,
+  KrpcError,
+  type KrpcQuery,
+  type KrpcReply,
+} from "./krpc.ts";
+
+export type QueryOutcome =
+  | { kind: "reply"; reply: KrpcReply; ip?: PeerAddress }
+  | { kind: "error"; code: number; message: string }
+  /** No answer in time, or the socket closed first. */
+  | { kind: "timeout" }
+  /** Not sent: too many queries outstanding. */
+  | { kind: "busy" };
+
+export interface IncomingQuery {
+  t: Uint8Array;
+  query: KrpcQuery;
+  readOnly: boolean;
+  from: PeerAddress;
+}
+
+export interface KrpcSocketOptions {
+  host: string;
+  /** 0 for any; if taken, any free port instead. */
+  port: number;
+  queryTimeoutMs: number;
+  maxPending: number;
+  /** Returns the datagram to send back, if any. */
+  onQuery: (query: IncomingQuery) => Uint8Array | undefined;
+  log: (line: string) => void;
+}
+
+interface Pending {
+  resolve: (outcome: QueryOutcome) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export class KrpcSocket {
+  #malformed = 0;
+  #nextTransaction = Math.floor(Math.random() * 0x10000);
+  /** "transaction hex@host:port" -> the query waiting for it. */
+  readonly #pending = new Map<string, Pending>();
+  readonly #loggedOnce = new Set<string>();
+  #closed = false;
+
+  private constructor(
+    readonly socket: dgram.Socket,
+    readonly port: number,
+    readonly options: KrpcSocketOptions,
+  ) {
+    socket.on("message", (msg, rinfo) =>
+      this.#onDatagram(new Uint8Array(msg), {
+        host: rinfo.address,
+        port: rinfo.port,
+      }));
+    socket.on(
+      "error",
+      (e) => this.#logOnce("socket", `DHT socket: ${e.message}`),
+    );
+  }
+
+  static async bind(options: KrpcSocketOptions): Promise<KrpcSocket> {
+    let socket: dgram.Socket;
+    try {
+      socket = await bindUdp(options.host, options.port);
+    } catch (error) {
+      if (options.port === 0) throw error;
+      options.log(
+        `DHT: UDP port ${options.port} is not free (${
+          (error as Error).message
+        }); using any free port`,
+      );
+      socket = await bindUdp(options.host, 0);
+    }
+    return new KrpcSocket(socket, socket.address().port, options);
+  }
+
+  get malformedPackets(): number {
+    return this.#malformed;
+  }
+
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  query(
+    to: PeerAddress,
+    query: KrpcQuery,
+    readOnly = false,
+  ): Promise<QueryOutcome> {
+    if (this.#closed) return Promise.resolve({ kind: "timeout" });
+    if (this.#pending.size >= this.options.maxPending) {
+      return Promise.resolve({ kind: "busy" });
+    }
+    const t = this.#transactionId();
+    const key = pendingKey(t, to);
+    const { promise, resolve } = Promise.withResolvers<QueryOutcome>();
+    const timer = setTimeout(() => {
+      this.#pending.delete(key);
+      resolve({ kind: "timeout" });
+    }, this.options.queryTimeoutMs);
+    this.#pending.set(key, { resolve, timer });
+    this.send(to, encodeQuery(t, query, readOnly));
+    return promise;
+  }
+
+  send(to: PeerAddress, datagram: Uint8Array): void {
+    if (this.#closed) return;
+    this.socket.send(datagram, to.port, to.host, (error) => {
+      if (error) this.#logOnce("send", `DHT: cannot send: ${error.message}`);
+    });
+  }
+
+  /** Ends every outstanding query (as a timeout) and closes the socket. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const pending of this.#pending.values()) {
+      clearTimeout(pending.timer);
+      pending.resolve({ kind: "timeout" });
+    }
+    this.#pending.clear();
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+  }
+
+  #onDatagram(datagram: Uint8Array, from: PeerAddress): void {
+    let message;
+    try {
+      message = decodeKrpc(datagram);
+    } catch (error) {
+      // an unknown method (BEP 44, BEP 51, ...) is well-formed, just not ours
+      const unknownMethod = error instanceof KrpcError &&
+        error.query?.code === ErrorCode.methodUnknown;
+      if (!unknownMethod) this.#malformed++;
+      if (!(error instanceof KrpcError)) {
+        // a decoder bug must not take the node down; say so once
+        this.#logOnce("decode", `DHT: undecodable datagram: ${error}`);
+      } else if (error.query) {
+        this.send(
+          from,
+          encodeError(error.query.t, error.query.code, error.message),
+        );
+      }
+      return;
+    }
+    if (message.type === "query") {
+      const answer = this.options.onQuery({
+        t: message.t,
+        query: message.query,
+        readOnly: message.readOnly,
+        from,
+      });
+      if (answer) this.send(from, answer);
+      return;
+    }
+    const key = pendingKey(message.t, from);
+    const pending = this.#pending.get(key);
+    if (!pending) return; // late, or not ours: nothing to match it with
+    this.#pending.delete(key);
+    clearTimeout(pending.timer);
+    pending.resolve(
+      message.type === "response"
+        ? { kind: "reply", reply: message.reply, ip: message.ip }
+        : { kind: "error", code: message.code, message: message.message },
+    );
+  }
+
+  #transactionId(): Uint8Array {
+    this.#nextTransaction = (this.#nextTransaction + 1) & 0xffff;
+    return new Uint8Array([
+      this.#nextTransaction >> 8,
+      this.#nextTransaction & 0xff,
+    ]);
+  }
+
+  #logOnce(kind: string, line: string): void {
+    if (this.#loggedOnce.has(kind)) return;
+    this.#loggedOnce.add(kind);
+    this.options.log(line);
+  }
+}
+
+function pendingKey(t: Uint8Array, from: PeerAddress): string {
+  let hex = "";
+  for (const b of t) hex += b.toString(16).padStart(2, "0");
+  return `${hex}@${from.host}:${from.port}`;
+}
+
+function bindUdp(host: string, port: number): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket("udp4");
+    const onError = (error: Error) => {
+      socket.close();
+      reject(error);
+    };
+    socket.once("error", onError);
+    socket.bind(port, host, () => {
+      socket.off("error", onError);
+      resolve(socket);
+    });
+  });
+}
