@@ -6,6 +6,7 @@ import { ExitCode, runTorrentCommand } from "./src/cli/torrent_command.ts";
 import { FolderLockedError } from "./src/cli/folder_lock.ts";
 import { ConfigError } from "./src/config.ts";
 import { TorrentFileError } from "./src/metainfo/metainfo.ts";
+import { MagnetError } from "./src/metainfo/magnet.ts";
 import { StorageError } from "./src/storage/store.ts";
 import { VERSION } from "./src/version.ts";
 
@@ -22,7 +23,10 @@ async function main(argv: string[]): Promise<number> {
     }
     return await runTorrentCommand(args);
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof TorrentFileError) {
+    if (
+      e instanceof ConfigError || e instanceof TorrentFileError ||
+      e instanceof MagnetError
+    ) {
       console.error(`error: ${e.message}`);
       return ExitCode.BadInput;
     }

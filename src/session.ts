@@ -1,14 +1,36 @@
-// The listen socket: accepts incoming peers, reads their handshake and hands
-// each to the torrent whose info-hash it names. One torrent for now; the
-// session is where many torrents will share the port and peer budget.
+// The listen socket and the session-wide peer sources: accepts incoming
+// peers, reads their handshake and hands each to the torrent whose info-hash
+// it names; owns the one DHT node (BEP 5) and Local Service Discovery
+// (BEP 14) that every public torrent shares, and routes the peers LSD hears
+// to the torrent (or metadata fetch) they belong to.
 
+import * as path from "node:path";
 import { readHandshake } from "./peer/handshake_io.ts";
 import { toHex } from "./metainfo/metainfo.ts";
 import type { Torrent } from "./torrent.ts";
+import type { PeerAddress } from "./tracker/types.ts";
+import { DhtNode } from "./dht/dht_node.ts";
+import { LocalDiscovery } from "./lsd/local_discovery.ts";
+
+export interface DiscoverySettings {
+  dht: boolean;
+  dhtBootstrap: string[];
+  lsd: boolean;
+  /** Where the DHT routing table is kept between runs. */
+  stateDir: string;
+}
+
+/** Something that takes peers for one info-hash: a torrent, or a magnet link's metadata fetch. */
+export interface PeerSink {
+  addPeers(peers: PeerAddress[], source: string): void;
+}
 
 export class Session {
+  dht: DhtNode | null = null;
+  lsd: LocalDiscovery | null = null;
   private listener: Deno.TcpListener | null = null;
   private torrents = new Map<string, Torrent>();
+  private sinks = new Map<string, PeerSink>();
   private acceptLoop: Promise<void> | null = null;
   private pending = new Set<Deno.Conn>();
 
@@ -32,20 +54,69 @@ export class Session {
     return this.listener.addr.port;
   }
 
+  /**
+   * Starts the DHT node (UDP on the listen port's number) and LSD, as
+   * configured. A failure to start either is logged; the run goes on
+   * without it.
+   */
+  async startDiscovery(
+    settings: DiscoverySettings,
+    listenPort: number,
+  ): Promise<void> {
+    if (settings.dht) {
+      try {
+        this.dht = await DhtNode.start({
+          host: "0.0.0.0",
+          port: listenPort,
+          bootstrap: settings.dhtBootstrap,
+          stateFile: path.join(settings.stateDir, "dht.dat"),
+          log: this.log,
+        });
+      } catch (e) {
+        this.log(`DHT is off: ${e instanceof Error ? e.message : e}`);
+      }
+    }
+    if (settings.lsd) {
+      try {
+        this.lsd = await LocalDiscovery.start({
+          listenPort,
+          log: this.log,
+          onPeer: (infoHashHex, host, port) =>
+            this.sinks.get(infoHashHex)?.addPeers([{ host, port }], "lsd"),
+        });
+      } catch (e) {
+        this.log(
+          `local discovery is off: ${e instanceof Error ? e.message : e}`,
+        );
+      }
+    }
+  }
+
   add(torrent: Torrent): void {
     this.torrents.set(torrent.meta.infoHashHex, torrent);
+    this.sinks.set(torrent.meta.infoHashHex, torrent);
   }
 
   remove(torrent: Torrent): void {
     if (this.torrents.get(torrent.meta.infoHashHex) === torrent) {
       this.torrents.delete(torrent.meta.infoHashHex);
+      this.sinks.delete(torrent.meta.infoHashHex);
     }
+  }
+
+  /** Routes discovered peers for an info-hash whose torrent does not exist yet. */
+  addSink(infoHashHex: string, sink: PeerSink): void {
+    this.sinks.set(infoHashHex, sink);
+  }
+
+  removeSink(infoHashHex: string, sink: PeerSink): void {
+    if (this.sinks.get(infoHashHex) === sink) this.sinks.delete(infoHashHex);
   }
 
   async close(): Promise<void> {
     this.listener?.close();
     for (const conn of this.pending) conn.close();
-    await this.acceptLoop;
+    await Promise.all([this.acceptLoop, this.dht?.close(), this.lsd?.close()]);
   }
 
   private async accept(listener: Deno.TcpListener): Promise<void> {

@@ -1,4 +1,4 @@
-// One torrent: wires discovery (trackers, --peer, incoming) -> swarm ->
+// One torrent: wires discovery (trackers, --peer, incoming, DHT, PEX, LSD) -> swarm ->
 // connections -> picker -> storage on the way down, storage -> connections
 // under the choker on the way up, and keeps the numbers the progress view
 // shows. It owns its timers, connections and store, and releases them all
@@ -36,7 +36,27 @@ import { type PeerRecord, Swarm } from "./swarm/swarm.ts";
 import { Announcer } from "./tracker/announcer.ts";
 import type { PeerAddress } from "./tracker/types.ts";
 import { allowedFastSet } from "./wire/allowed_fast.ts";
+import {
+  encodeExtensionHandshake,
+  EXTENSION_BIT,
+  EXTENSION_BYTE,
+  type ExtensionName,
+} from "./wire/extension.ts";
 import { encodeHandshake, type Handshake } from "./wire/handshake.ts";
+import {
+  PEX_FLAG_REACHABLE,
+  PEX_FLAG_SEED,
+  PEX_INTERVAL_MS,
+  PEX_MAX_PEERS,
+  type PexEntry,
+} from "./wire/ut_pex.ts";
+import {
+  type DhtService,
+  type LocalDiscoveryService,
+  PeerSources,
+} from "./discovery/peer_sources.ts";
+import { addressKey } from "./swarm/swarm.ts";
+import { VERSION } from "./version.ts";
 
 export interface TorrentOptions {
   config: Config;
@@ -45,6 +65,9 @@ export interface TorrentOptions {
   /** The session's global caps, shared by every connection. */
   download: Bandwidth;
   upload: Bandwidth;
+  /** The session's DHT node and local discovery; unused for a private torrent (BEP 27). */
+  dht: DhtService | null;
+  lsd: LocalDiscoveryService | null;
   log: (line: string) => void;
 }
 
@@ -66,8 +89,11 @@ const OPTIMISTIC_TICKS = 30;
 const MAX_REQUEST = 128 * 1024;
 /** A peer that alone sent this many pieces that failed their hash is banned. */
 const MAX_SOLE_FAILURES = 2;
-/** Reserved handshake bits we set: BEP 6 fast extension. */
+/** Reserved handshake bits we set: BEP 6 fast extension, BEP 5 DHT (byte 7). */
 const FAST_BIT = 0x04;
+const DHT_BIT = 0x01;
+/** Requests of a peer we queue at most (our BEP 10 `reqq`). */
+const UPLOAD_QUEUE = 500;
 
 export class Torrent implements PeerOwner {
   readonly geometry: PieceGeometry;
@@ -87,6 +113,10 @@ export class Torrent implements PeerOwner {
   private smartBan = new SmartBan();
   private choker: Choker<PeerConnection>;
   private announcer: Announcer | null = null;
+  private peerSources: PeerSources | null = null;
+  private extensionHandshake: Uint8Array | null = null;
+  /** BEP 27: a private torrent uses its trackers only: no DHT, PEX or LSD. */
+  private readonly publicSwarm: boolean;
   private handshake: Handshake;
   private tasks = new Set<Promise<void>>();
   private timer: ReturnType<typeof setInterval> | undefined;
@@ -130,8 +160,11 @@ export class Torrent implements PeerOwner {
       dial: (record) => this.dial(record),
     });
     this.choker = new Choker(c.uploadSlots);
+    this.publicSwarm = !meta.private;
     const reserved = new Uint8Array(8);
     reserved[7] |= FAST_BIT;
+    reserved[EXTENSION_BYTE] |= EXTENSION_BIT;
+    if (this.dht) reserved[7] |= DHT_BIT;
     this.handshake = {
       reserved,
       infoHash: meta.infoHash,
@@ -142,6 +175,15 @@ export class Torrent implements PeerOwner {
     );
     // A caller that only awaits stop() must not see an unhandled rejection.
     this.finished.catch(() => {});
+  }
+
+  /** The DHT node, when this torrent may use it. */
+  private get dht(): DhtService | null {
+    return this.publicSwarm ? this.options.dht : null;
+  }
+
+  private get pexEnabled(): boolean {
+    return this.publicSwarm && this.options.config.pex;
   }
 
   get have(): Bitfield {
@@ -158,8 +200,17 @@ export class Torrent implements PeerOwner {
    * and seeds.
    */
   start(extraPeers: PeerAddress[], listenPort: number): void {
-    this.addPeers(extraPeers, "command line");
     const c = this.options.config;
+    const extensions: ExtensionName[] = ["ut_metadata"];
+    if (this.pexEnabled) extensions.push("ut_pex");
+    this.extensionHandshake = encodeExtensionHandshake({
+      extensions,
+      listenPort,
+      client: `btclient ${VERSION}`,
+      maxRequests: UPLOAD_QUEUE,
+      metadataSize: this.meta.infoBytes.length,
+    });
+    this.addPeers(extraPeers, "command line");
     if (this.meta.trackers.length > 0) {
       this.announcer = new Announcer(this.meta.trackers, {
         infoHash: this.meta.infoHash,
@@ -178,6 +229,18 @@ export class Torrent implements PeerOwner {
         log: this.options.log,
       });
       this.announcer.start();
+    }
+    if (this.publicSwarm && (this.options.dht || this.options.lsd)) {
+      this.peerSources = new PeerSources({
+        infoHash: this.meta.infoHash,
+        infoHashHex: this.meta.infoHashHex,
+        dht: this.options.dht,
+        lsd: this.options.lsd,
+        announcePort: listenPort,
+        onPeers: (peers, source) => this.addPeers(peers, source),
+        log: this.options.log,
+      });
+      this.peerSources.start();
     }
     this.timer = setInterval(() => this.tick(), TICK_MS);
     Deno.unrefTimer(this.timer as unknown as number);
@@ -212,7 +275,7 @@ export class Torrent implements PeerOwner {
     const record = this.swarm.connectedTo(host, port, "incoming");
     // An incoming peer's port is ephemeral: it cannot be dialled back.
     record.excluded = true;
-    this.adopt(opened, record);
+    this.adopt(opened, record, false);
   }
 
   /** Addresses that sent us data, most first (complete once stop() has closed the peers). */
@@ -251,7 +314,7 @@ export class Torrent implements PeerOwner {
       );
     }
     this.store.close();
-    await this.announcer?.stop(3000);
+    await Promise.all([this.announcer?.stop(3000), this.peerSources?.stop()]);
   }
 
   // --- PeerOwner: downloading ---
@@ -367,6 +430,14 @@ export class Torrent implements PeerOwner {
     this.choker.interested(peer, this.connections);
   }
 
+  pexReceived(_peer: PeerConnection, added: PeerAddress[]): void {
+    if (this.pexEnabled) this.addPeers(added, "pex");
+  }
+
+  dhtNodeLearned(peer: PeerConnection, port: number): void {
+    this.dht?.addNode(peer.host, port);
+  }
+
   closed(peer: PeerConnection, reason: string, violation: boolean): void {
     if (!this.connections.delete(peer)) return;
     this.picker.removePeer(peer.has);
@@ -416,13 +487,17 @@ export class Torrent implements PeerOwner {
         return;
       }
       this.swarm.connectedTo(record.host, record.port, record.source);
-      this.adopt(opened, record);
+      this.adopt(opened, record, true);
     } catch {
       this.swarm.dialFailed(record, performance.now());
     }
   }
 
-  private adopt(opened: OpenedPeer, record: PeerRecord): void {
+  private adopt(
+    opened: OpenedPeer,
+    record: PeerRecord,
+    dialled: boolean,
+  ): void {
     if (sameBytes(opened.remote.peerId, this.options.peerId)) {
       // We dialled ourselves (a tracker returned our own address).
       record.excluded = true;
@@ -442,8 +517,18 @@ export class Torrent implements PeerOwner {
         maxRequests: c.maxRequestsPerPeer,
         pipelineSeconds: c.pipelineSeconds,
         fast: (opened.remote.reserved[7] & FAST_BIT) !== 0,
+        listenPortKnown: dialled,
         download: this.options.download,
         upload: this.options.upload,
+        extensionHandshake:
+          (opened.remote.reserved[EXTENSION_BYTE] & EXTENSION_BIT) !== 0
+            ? this.extensionHandshake
+            : null,
+        pex: this.pexEnabled,
+        dhtPort: this.dht && (opened.remote.reserved[7] & DHT_BIT) !== 0
+          ? this.dht.port
+          : 0,
+        metadata: this.meta.infoBytes,
       },
     );
     record.client = clientName(opened.remote.peerId);
@@ -593,6 +678,41 @@ export class Torrent implements PeerOwner {
     this.lastResumeSave = performance.now();
   }
 
+  /**
+   * BEP 11: at most once a minute, tells each ut_pex peer which of our
+   * connected peers it has not heard of from us, and which are gone, within
+   * 50 of each.
+   */
+  private exchangePeers(now: number): void {
+    const current = new Map<string, PexEntry>();
+    for (const peer of this.connections) {
+      const at = peer.listenAddress;
+      if (!at) continue;
+      const flags = (peer.has.complete ? PEX_FLAG_SEED : 0) |
+        (peer.options.listenPortKnown ? PEX_FLAG_REACHABLE : 0);
+      current.set(addressKey(at.host, at.port), { ...at, flags });
+    }
+    for (const peer of this.connections) {
+      if (
+        !peer.extensions?.messages.get("ut_pex") ||
+        now - peer.lastPexAt < PEX_INTERVAL_MS
+      ) continue;
+      const own = peer.listenAddress;
+      const ownKey = own ? addressKey(own.host, own.port) : "";
+      const added = [...current]
+        .filter(([key]) => key !== ownKey && !peer.pexSent.has(key))
+        .slice(0, PEX_MAX_PEERS);
+      const dropped = [...peer.pexSent]
+        .filter((key) => !current.has(key))
+        .slice(0, PEX_MAX_PEERS);
+      if (added.length === 0 && dropped.length === 0) continue;
+      for (const [key] of added) peer.pexSent.add(key);
+      for (const key of dropped) peer.pexSent.delete(key);
+      peer.lastPexAt = now;
+      peer.sendPex(added.map(([, e]) => e), dropped.map(parseAddressKey));
+    }
+  }
+
   private tick(): void {
     const now = performance.now();
     const seconds = Math.max(0.001, (now - this.lastTick) / 1000);
@@ -624,9 +744,11 @@ export class Torrent implements PeerOwner {
       this.choker.rotateOptimistic(this.connections);
     }
     this.swarm.dialSome(now);
-    if (this.announcer && this.swarm.shortOfPeers(now)) {
-      this.announcer.needPeers();
+    if (this.swarm.shortOfPeers(now)) {
+      this.announcer?.needPeers();
+      this.peerSources?.needPeers();
     }
+    if (this.pexEnabled) this.exchangePeers(now);
     if (
       this.resumeDirty && now - this.lastResumeSave > c.resumeSaveSeconds * 1000
     ) {
@@ -641,4 +763,11 @@ export class Torrent implements PeerOwner {
 
 function idKey(peerId: Uint8Array): string {
   return String.fromCharCode(...peerId);
+}
+
+/** The host and port of an addressKey() string. */
+function parseAddressKey(key: string): PeerAddress {
+  const colon = key.lastIndexOf(":");
+  const host = key.slice(0, colon).replace(/^\[|\]$/g, "");
+  return { host, port: Number(key.slice(colon + 1)) };
 }

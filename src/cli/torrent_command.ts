@@ -6,6 +6,13 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
+import {
+  isMagnet,
+  MagnetError,
+  type MagnetLink,
+  parseMagnet,
+  readMagnetFile,
+} from "../metainfo/magnet.ts";
 import { TorrentFileError } from "../metainfo/metainfo.ts";
 import { Session } from "../session.ts";
 import { Bandwidth } from "../swarm/bandwidth.ts";
@@ -19,8 +26,15 @@ import type { TorrentArgs } from "./args.ts";
 import { loadConfig } from "./config_file.ts";
 import { FolderLock } from "./folder_lock.ts";
 import { formatBytes, formatDuration } from "./format.ts";
+import { MagnetJob } from "./magnet_job.ts";
 import { ProgressView } from "./progress.ts";
-import { type JobSummary, type StopReason, TorrentJob } from "./torrent_job.ts";
+import {
+  type JobContext,
+  type JobSummary,
+  type StopReason,
+  TorrentJob,
+} from "./torrent_job.ts";
+import type { PeerAddress } from "../tracker/types.ts";
 
 export const ExitCode = {
   Complete: 0,
@@ -42,24 +56,28 @@ export async function runTorrentCommand(args: TorrentArgs): Promise<number> {
   log(`config: ${source}`);
   const files = args.torrent !== undefined
     ? [args.torrent]
-    : listTorrentFiles(config.torrentsDir, log);
+    : listTorrentFiles(config.torrentsDir);
   if (files.length === 0) {
     log(
-      `nothing to do: no .torrent files in ${path.resolve(config.torrentsDir)}`,
+      `nothing to do: no .torrent or .magnet files in ${
+        path.resolve(config.torrentsDir)
+      }`,
     );
     return ExitCode.Complete;
   }
   // Torrent files are read before the lock, so a bad one changes nothing on disk.
   const jobs: TorrentJob[] = [];
+  const magnets: MagnetJob[] = [];
   const invalid: JobSummary[] = [];
   for (const file of files) {
     try {
-      jobs.push(TorrentJob.open(file, config));
+      const job = await openInput(file, config, files, log);
+      if (job instanceof MagnetJob) magnets.push(job);
+      else if (job) jobs.push(job);
     } catch (e) {
       // A bad file stops a single download; in batch mode the others go on.
-      if (!(e instanceof TorrentFileError) || args.torrent !== undefined) {
-        throw e;
-      }
+      const bad = e instanceof TorrentFileError || e instanceof MagnetError;
+      if (!bad || args.torrent !== undefined) throw e;
       log(`skipping ${file}: ${e.message}`);
       invalid.push(invalidSummary(file, e.message));
     }
@@ -68,7 +86,7 @@ export async function runTorrentCommand(args: TorrentArgs): Promise<number> {
   const lock = await FolderLock.acquire(path.resolve(config.downloadDir));
   try {
     for (const job of jobs) await job.check((l) => view.status(l), log);
-    return await runAll(jobs, invalid, args, config, view, log);
+    return await runAll(jobs, magnets, invalid, args, config, view, log);
   } finally {
     lock.release();
   }
@@ -76,6 +94,7 @@ export async function runTorrentCommand(args: TorrentArgs): Promise<number> {
 
 async function runAll(
   jobs: TorrentJob[],
+  magnets: MagnetJob[],
   invalid: JobSummary[],
   args: TorrentArgs,
   config: ReturnType<typeof loadConfig>["config"],
@@ -99,34 +118,64 @@ async function runAll(
   const hooks: Promise<void>[] = [];
   const session = new Session(config.connectTimeoutSeconds * 1000, log);
   try {
-    if (online.length > 0) {
+    if (online.length + magnets.length > 0) {
       const listenPort = session.listen(config.listenPort);
+      await session.startDiscovery({
+        dht: config.dht,
+        dhtBootstrap: config.dhtBootstrap,
+        lsd: config.lsd,
+        stateDir: path.join(path.resolve(config.downloadDir), ".btclient"),
+      }, listenPort);
       const download = new Bandwidth(config.downloadLimit);
       const upload = new Bandwidth(config.uploadLimit);
-      const slots = Math.min(config.maxActiveTorrents, online.length);
+      const slots = Math.min(
+        config.maxActiveTorrents,
+        online.length + magnets.length,
+      );
       // The peer budget, shared evenly by the torrents running at once.
       const maxPeers = Math.max(1, Math.floor(config.maxPeers / slots));
       const running = new Set<TorrentJob>();
       view.follow(() => totalStats([...running]));
-      const queue = [...online];
+      const queue: (TorrentJob | MagnetJob)[] = [...online, ...magnets];
       const worker = async () => {
-        for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
+        for (
+          let next = queue.shift();
+          next !== undefined;
+          next = queue.shift()
+        ) {
+          let job = next;
           if (stoppedBy !== null) {
-            summaries.push(job.finishOffline());
+            summaries.push(
+              job instanceof MagnetJob
+                ? magnetSummary(job, "partial")
+                : job.finishOffline(),
+            );
             continue;
           }
-          running.add(job);
           const ctx = {
             session,
             listenPort,
+            announcePort: listenPort,
             peers: args.peers,
             download,
             upload,
             maxPeers,
             seedCommand,
             log,
+            stop: stop.promise,
           };
-          summaries.push(await job.run({ ...ctx, stop: stop.promise }, hooks));
+          if (job instanceof MagnetJob) {
+            const fetched = await fetchMetadata(job, ctx, log);
+            if ("result" in fetched) {
+              summaries.push(fetched);
+              continue;
+            }
+            job = fetched.job;
+            await job.check((l) => view.status(l), log);
+            ctx.peers = [...args.peers, ...fetched.peers];
+          }
+          running.add(job);
+          summaries.push(await job.run(ctx, hooks));
           running.delete(job);
           if (job.torrent) {
             reportRows.push(
@@ -155,7 +204,77 @@ async function runAll(
   return ExitCode.Complete;
 }
 
-function listTorrentFiles(dir: string, log: (line: string) => void): string[] {
+/**
+ * A .torrent file, a magnet link or a .magnet file. A magnet whose metadata
+ * was saved by an earlier run opens that .torrent instead; in batch mode one
+ * whose saved .torrent is in the list anyway is left out (null).
+ */
+async function openInput(
+  input: string,
+  config: ReturnType<typeof loadConfig>["config"],
+  batch: string[],
+  log: (line: string) => void,
+): Promise<TorrentJob | MagnetJob | null> {
+  let link: MagnetLink;
+  if (isMagnet(input)) link = parseMagnet(input);
+  else if (input.toLowerCase().endsWith(".magnet")) {
+    link = await readMagnetFile(input);
+  } else return TorrentJob.open(input, config);
+  const saved = MagnetJob.savedTorrentPath(config, link.infoHashHex);
+  if (batch.includes(saved)) return null;
+  if (fs.existsSync(saved)) {
+    log(
+      `${link.name ?? link.infoHashHex}: using the metadata saved in ${saved}`,
+    );
+    return TorrentJob.open(saved, config);
+  }
+  return new MagnetJob(input, link, config);
+}
+
+/** Runs a magnet link's metadata fetch; a summary when it ends there. */
+async function fetchMetadata(
+  job: MagnetJob,
+  ctx: JobContext,
+  log: (line: string) => void,
+): Promise<{ job: TorrentJob; peers: PeerAddress[] } | JobSummary> {
+  try {
+    const fetched = await job.fetch(ctx);
+    if (typeof fetched === "string") {
+      log(
+        `${job.name}: stopped by ${
+          fetched === "time" ? "--max-minutes" : fetched
+        } before the metadata arrived`,
+      );
+      return magnetSummary(job, "partial");
+    }
+    return fetched;
+  } catch (e) {
+    if (!(e instanceof TorrentFileError)) throw e;
+    log(
+      `${job.name}: the fetched metadata is not a usable torrent: ${e.message}`,
+    );
+    return magnetSummary(job, "invalid", e.message);
+  }
+}
+
+function magnetSummary(
+  job: MagnetJob,
+  result: JobSummary["result"],
+  error?: string,
+): JobSummary {
+  return {
+    name: job.name,
+    infoHash: job.link.infoHashHex,
+    file: job.file,
+    result,
+    bytesDown: 0,
+    bytesUp: 0,
+    seconds: 0,
+    ...(error !== undefined ? { error } : {}),
+  };
+}
+
+function listTorrentFiles(dir: string): string[] {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -166,15 +285,8 @@ function listTorrentFiles(dir: string, log: (line: string) => void): string[] {
       }`,
     );
   }
-  const magnets = names.filter((n) => n.endsWith(".magnet"));
-  if (magnets.length > 0) {
-    log(
-      `skipping ${magnets.length} .magnet file(s): magnet links are not supported yet`,
-    );
-  }
-  return names.filter((n) => n.endsWith(".torrent")).sort().map((n) =>
-    path.join(dir, n)
-  );
+  return names.filter((n) => n.endsWith(".torrent") || n.endsWith(".magnet"))
+    .sort().map((n) => path.join(dir, n));
 }
 
 /** Two torrents that would write the same file would corrupt each other: the later one is skipped. */

@@ -38,6 +38,8 @@ export interface JobSummary {
 export interface JobContext {
   session: Session;
   listenPort: number;
+  /** The port trackers and the DHT are told: the router's mapped port when port mapping worked, else listenPort. */
+  announcePort: number;
   peers: PeerAddress[];
   download: Bandwidth;
   upload: Bandwidth;
@@ -65,7 +67,19 @@ export class TorrentJob {
 
   /** Reads and validates the torrent file; touches nothing on disk. */
   static open(file: string, config: Config): TorrentJob {
-    const meta = parseMetainfo(readTorrentFile(file));
+    return TorrentJob.fromMetainfo(
+      file,
+      parseMetainfo(readTorrentFile(file)),
+      config,
+    );
+  }
+
+  /** A job for a torrent already parsed (a magnet link's fetched metadata). */
+  static fromMetainfo(
+    file: string,
+    meta: Metainfo,
+    config: Config,
+  ): TorrentJob {
     const store = new PieceStore(meta, path.resolve(config.downloadDir));
     return new TorrentJob(
       file,
@@ -142,11 +156,13 @@ export class TorrentJob {
       resumeFile: resumePath(dir, this.meta),
       download: ctx.download,
       upload: ctx.upload,
+      dht: ctx.session.dht,
+      lsd: ctx.session.lsd,
       log: ctx.log,
     });
     this.torrent = torrent;
     ctx.session.add(torrent);
-    torrent.start(ctx.peers, ctx.listenPort);
+    torrent.start(ctx.peers, ctx.announcePort);
     let stoppedBy: StopReason | null = null;
     let failure: string | undefined;
     try {

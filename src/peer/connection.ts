@@ -1,4 +1,5 @@
-// One peer connection after the handshake (BEP 3, BEP 6 fast extension):
+// One peer connection after the handshake (BEP 3, BEP 6 fast extension,
+// BEP 10 extension messages: ut_metadata served, ut_pex relayed):
 // reads into one fixed buffer and parses in place (WireReader), keeps the
 // choke/interest state and the peer's pieces, keeps a pipeline of block
 // requests whose depth follows the peer's rate, and serves the peer's
@@ -9,7 +10,22 @@ import { Bitfield } from "../pieces/bitfield.ts";
 import { BLOCK_SIZE } from "../pieces/geometry.ts";
 import type { BlockRequest } from "../pieces/picker.ts";
 import type { Bandwidth } from "../swarm/bandwidth.ts";
+import { BencodeError } from "../bencode/types.ts";
+import type { PeerAddress } from "../tracker/types.ts";
+import {
+  EXTENDED_HANDSHAKE_ID,
+  type ExtensionHandshake,
+  LOCAL_EXTENSION_IDS,
+  parseExtensionHandshake,
+} from "../wire/extension.ts";
 import { MessageId, OutBuffer } from "../wire/messages.ts";
+import {
+  encodeMetadataData,
+  encodeMetadataReject,
+  metadataPieceCount,
+  parseMetadataMessage,
+} from "../wire/ut_metadata.ts";
+import { encodePex, parsePex, type PexEntry } from "../wire/ut_pex.ts";
 import { WireError } from "../wire/handshake.ts";
 import { type WireHandler, WireReader } from "../wire/reader.ts";
 import { UploadQueue } from "./upload_queue.ts";
@@ -44,6 +60,10 @@ export interface PeerOwner {
   blockServed(length: number): void;
   /** The peer turned interested in us (the choker may unchoke it at once). */
   peerInterested(peer: PeerConnection): void;
+  /** BEP 11: addresses the peer says it is connected to. */
+  pexReceived(peer: PeerConnection, added: PeerAddress[]): void;
+  /** BEP 5: the peer runs a DHT node on this UDP port. */
+  dhtNodeLearned(peer: PeerConnection, port: number): void;
   closed(peer: PeerConnection, reason: string, violation: boolean): void;
 }
 
@@ -58,8 +78,18 @@ export interface ConnectionOptions {
   pipelineSeconds: number;
   /** BEP 6 was advertised by both sides. */
   fast: boolean;
+  /** We dialled the peer, so its port is the one it listens on. */
+  listenPortKnown: boolean;
   download: Bandwidth;
   upload: Bandwidth;
+  /** Our BEP 10 handshake, when the peer speaks BEP 10. */
+  extensionHandshake: Uint8Array | null;
+  /** BEP 11: we offered ut_pex, so the peer's lists are taken. */
+  pex: boolean;
+  /** BEP 5: our DHT port, sent when the peer runs a DHT too; 0 for none. */
+  dhtPort: number;
+  /** The info dictionary, served through ut_metadata (BEP 9). */
+  metadata: Uint8Array;
 }
 
 const MIN_PIPELINE = 4;
@@ -68,6 +98,8 @@ const MAX_MESSAGE = 128 * 1024 + 9;
 const READ_BUFFER = 256 * 1024;
 /** Served blocks queued for the socket at most; more waits for the writes. */
 const SEND_WATERMARK = 512 * 1024;
+/** BEP 11 convention is 50 a message; a first message may list more (libtorrent: up to 200). */
+const PEX_MAX_ADDED = 200;
 /** One request in this many is timed for the round-trip estimate. */
 const RTT_SAMPLE_EVERY = 16;
 
@@ -101,6 +133,11 @@ export class PeerConnection implements WireHandler {
   lastSendAt = performance.now();
   lastBlockAt = performance.now();
   closedReason: string | null = null;
+  /** The peer's BEP 10 handshake, once received. */
+  extensions: ExtensionHandshake | null = null;
+  /** BEP 11: the addresses we last told this peer about (address keys). */
+  readonly pexSent = new Set<string>();
+  lastPexAt = -Infinity;
 
   private reader: WireReader;
   private out = new OutBuffer();
@@ -122,7 +159,7 @@ export class PeerConnection implements WireHandler {
     readonly peerId: Uint8Array,
     pieceCount: number,
     private owner: PeerOwner,
-    private options: ConnectionOptions,
+    readonly options: ConnectionOptions,
   ) {
     this.has = new Bitfield(pieceCount);
     this.fastPieces = new Bitfield(pieceCount);
@@ -152,6 +189,10 @@ export class PeerConnection implements WireHandler {
     if (this.fast && ours.complete) this.out.simple(MessageId.HaveAll);
     else if (this.fast && ours.count === 0) this.out.simple(MessageId.HaveNone);
     else if (ours.count > 0) this.out.bitfield(ours.bytes);
+    if (this.options.extensionHandshake) {
+      this.out.extended(EXTENDED_HANDSHAKE_ID, this.options.extensionHandshake);
+    }
+    if (this.options.dhtPort > 0) this.out.dhtPort(this.options.dhtPort);
     if (this.fast) {
       for (const i of allowedFast) {
         this.offeredFast.add(i);
@@ -176,7 +217,10 @@ export class PeerConnection implements WireHandler {
         }
       }
     } catch (e) {
-      if (e instanceof WireError || e instanceof PeerViolation) {
+      if (
+        e instanceof WireError || e instanceof PeerViolation ||
+        e instanceof BencodeError
+      ) {
         this.close(e.message, true);
       } else if (this.closedReason === null) {
         this.close(e instanceof Error ? e.message : String(e));
@@ -207,6 +251,23 @@ export class PeerConnection implements WireHandler {
     if (!this.outstanding.delete(blockId)) return;
     this.out.blockMessage(MessageId.Cancel, piece, begin, length);
     this.flush();
+  }
+
+  /** BEP 11: one peer-exchange message; the caller keeps the limits. */
+  sendPex(added: PexEntry[], dropped: PeerAddress[]): void {
+    const id = this.extensions?.messages.get("ut_pex") ?? 0;
+    if (id === 0) return;
+    this.out.extended(id, encodePex(added, dropped));
+    this.flush();
+  }
+
+  /** The address the peer accepts connections on, if known. */
+  get listenAddress(): PeerAddress | null {
+    return this.options.listenPortKnown
+      ? { host: this.host, port: this.port }
+      : this.extensions?.listenPort
+      ? { host: this.host, port: this.extensions.listenPort }
+      : null;
   }
 
   sendHave(index: number): void {
@@ -265,11 +326,7 @@ export class PeerConnection implements WireHandler {
       const wanted = Math.ceil(
         (this.rate * this.options.pipelineSeconds) / BLOCK_SIZE,
       );
-      this.pipelineTarget = clamp(
-        wanted,
-        MIN_PIPELINE,
-        this.options.maxRequests,
-      );
+      this.pipelineTarget = clamp(wanted, MIN_PIPELINE, this.maxRequests);
     }
     if (now - this.lastReceiveAt > idleSeconds * 1000) {
       return `peer sent nothing for ${idleSeconds} s`;
@@ -400,7 +457,7 @@ export class PeerConnection implements WireHandler {
           : this.rttMs * 0.8 + sample * 0.2;
       }
     }
-    if (!this.measured && this.pipelineTarget < this.options.maxRequests) {
+    if (!this.measured && this.pipelineTarget < this.maxRequests) {
       // Slow start until the first rate sample: one more request per block.
       this.pipelineTarget++;
     }
@@ -419,8 +476,9 @@ export class PeerConnection implements WireHandler {
     }
   }
 
-  dhtPort(): void {
-    this.firstMessage();
+  dhtPort(port: number): void {
+    // Not a "first message": clients send it before or after the bitfield.
+    if (port > 0) this.owner.dhtNodeLearned(this, port);
   }
 
   suggest(): void {
@@ -442,11 +500,57 @@ export class PeerConnection implements WireHandler {
     if (index < this.fastPieces.size) this.fastPieces.set(index);
   }
 
-  extended(): void {
-    this.firstMessage();
+  extended(id: number, payload: Uint8Array): void {
+    // BEP 10 handshakes often come before the bitfield, so they do not count
+    // as the first message.
+    if (id === EXTENDED_HANDSHAKE_ID) {
+      try {
+        this.extensions = parseExtensionHandshake(payload);
+      } catch (e) {
+        // A handshake we cannot read leaves the peer without extensions; its
+        // BEP 3 messages still work.
+        if (!(e instanceof BencodeError)) throw e;
+      }
+      return;
+    }
+    if (id === LOCAL_EXTENSION_IDS.ut_metadata) {
+      return this.metadataMessage(payload);
+    }
+    if (id === LOCAL_EXTENSION_IDS.ut_pex && this.options.pex) {
+      const { added } = parsePex(payload);
+      if (added.length > PEX_MAX_ADDED) {
+        throw new PeerViolation(
+          `sent ${added.length} peers in one ut_pex message`,
+        );
+      }
+      this.owner.pexReceived(this, added);
+    }
   }
 
   // --- helpers ---
+
+  /** Requests the peer keeps queued at most: ours, or its `reqq` if lower. */
+  private get maxRequests(): number {
+    const reqq = this.extensions?.maxRequests;
+    return reqq
+      ? Math.min(reqq, this.options.maxRequests)
+      : this.options.maxRequests;
+  }
+
+  /** BEP 9: serve pieces of our info dictionary; data and rejects are not asked for. */
+  private metadataMessage(payload: Uint8Array): void {
+    const message = parseMetadataMessage(payload);
+    const id = this.extensions?.messages.get("ut_metadata") ?? 0;
+    if (message.type !== "request" || id === 0) return;
+    const metadata = this.options.metadata;
+    this.out.extended(
+      id,
+      message.piece < metadataPieceCount(metadata.length)
+        ? encodeMetadataData(message.piece, metadata)
+        : encodeMetadataReject(message.piece),
+    );
+    this.flush();
+  }
 
   /** BEP 6: fast-extension messages without the extension close the connection. */
   private requireFast(what: string): void {

@@ -39,6 +39,12 @@ export function formatIPv6(b: Uint8Array): string {
   return `${head}::${tail}`;
 }
 
+/** Four bytes of an IPv4 literal or sixteen of an IPv6 one (compact peer entries), or undefined. */
+export function ipBytes(text: string): Uint8Array | undefined {
+  if (isIPv4(text)) return new Uint8Array(text.split(".").map(Number));
+  return isIPv6(text) ? parseIPv6(text.split("%")[0]) : undefined;
+}
+
 function isV4Mapped(b: Uint8Array): boolean {
   for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
   return b[10] === 0xff && b[11] === 0xff;

@@ -81,6 +81,23 @@ export class OutBuffer {
     this.bytes.set(bits, at + 5);
   }
 
+  /** BEP 10: <20><extended id><payload>. */
+  extended(id: number, payload: Uint8Array): void {
+    const at = this.reserve(6 + payload.length);
+    this.view.setUint32(at, 2 + payload.length);
+    this.bytes[at + 4] = MessageId.Extended;
+    this.bytes[at + 5] = id;
+    this.bytes.set(payload, at + 6);
+  }
+
+  /** BEP 5: the UDP port our DHT node listens on. */
+  dhtPort(port: number): void {
+    const at = this.reserve(7);
+    this.view.setUint32(at, 3);
+    this.bytes[at + 4] = MessageId.Port;
+    this.view.setUint16(at + 5, port);
+  }
+
   /** request, cancel (and BEP 6 reject): <id><index><begin><length> */
   blockMessage(id: number, index: number, begin: number, length: number): void {
     const at = this.reserve(17);

@@ -18,6 +18,8 @@ export interface LibtorrentSeederOptions {
   encryption?: Encryption;
   /** Upload cap in bytes a second (none unless given). */
   uploadLimit?: number;
+  /** Serve whatever part of the data is in dataDir, downloading the rest meanwhile (not a full seed). */
+  partial?: boolean;
 }
 
 /** MSE/PE policy for both directions; "disabled" (plaintext only) unless given. */
@@ -38,7 +40,7 @@ export async function startLibtorrentSeeder(
     name: "libtorrent seeder",
     cmd: DEBIAN_PYTHON,
     args: libtorrentPeerArgs({
-      mode: "seed",
+      mode: options.partial ? "share" : "seed",
       torrent: options.torrent,
       savePath: options.dataDir,
       port: options.port ?? 0,
@@ -113,7 +115,7 @@ export function libtorrentLeecherArgs(
 }
 
 function libtorrentPeerArgs(peer: {
-  mode: "seed" | "leech";
+  mode: "seed" | "leech" | "share";
   torrent: string;
   savePath: string;
   port: number;

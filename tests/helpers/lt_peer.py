@@ -4,7 +4,8 @@ TCP on 127.0.0.1 only.
 
 Lines printed (stdout), for the TypeScript side to wait on:
   LISTEN <port>          the session is listening (port 0 picks one)
-  READY <port>           seed mode: the files passed libtorrent's check, now seeding
+  READY <port>           seed mode: the files passed libtorrent's check, now seeding;
+                         share mode: the check is done (the data may be partial), now serving
   PROGRESS <pct> <MiB/s> <peers>   leech mode, every few seconds
   DONE <seconds>         leech mode: complete (time from add_torrent), then exit 0
   TIMEOUT ...            --timeout passed: exit 2 (leech) or 0 (seed)
@@ -66,7 +67,11 @@ def main():
             for peer in peers:
                 handle.connect_peer(peer)
             last_dial = now
-        if args.mode == "seed":
+        if args.mode == "share":
+            if checked and not announced_ready:
+                print("READY", session.listen_port(), flush=True)
+                announced_ready = True
+        elif args.mode == "seed":
             if status.is_seeding and not announced_ready:
                 print("READY", session.listen_port(), flush=True)
                 announced_ready = True
@@ -89,7 +94,7 @@ def parse_args():
     parser.add_argument("--torrent", required=True)
     parser.add_argument("--save-path", required=True)
     parser.add_argument("--port", type=int, default=0, help="listen port, 0 picks one")
-    parser.add_argument("--mode", choices=["seed", "leech"], required=True)
+    parser.add_argument("--mode", choices=["seed", "leech", "share"], required=True)
     parser.add_argument("--connect", action="append", default=[], metavar="HOST:PORT",
                         help="dial this peer directly (repeatable)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds until exit")

@@ -1,0 +1,169 @@
+// A magnet link's first step (BEP 9): find peers for its info-hash (the
+// link's trackers and x.pe peers, --peer, the DHT, LSD, PEX), fetch the info
+// dictionary from them, save it as `<torrentsDir>/<info-hash>.torrent` (so
+// the next run needs no fetch), and hand over a TorrentJob that downloads
+// like any other.
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Config } from "../config.ts";
+import { encode } from "../bencode/encode.ts";
+import type { MagnetLink } from "../metainfo/magnet.ts";
+import { parseMetainfo } from "../metainfo/metainfo.ts";
+import { MetadataFetcher } from "../metadata/fetcher.ts";
+import { PeerSources } from "../discovery/peer_sources.ts";
+import { Announcer } from "../tracker/announcer.ts";
+import type { PeerAddress } from "../tracker/types.ts";
+import {
+  encodeExtensionHandshake,
+  EXTENSION_BIT,
+  EXTENSION_BYTE,
+} from "../wire/extension.ts";
+import { makePeerId, VERSION } from "../version.ts";
+import { formatBytes } from "./format.ts";
+import type { JobContext, StopReason } from "./torrent_job.ts";
+import { TorrentJob } from "./torrent_job.ts";
+
+/** Trackers are told this much is left while the size is unknown: not a seed. */
+const UNKNOWN_LEFT = 16 * 1024;
+const FAST_BIT = 0x04;
+const DHT_BIT = 0x01;
+
+export class MagnetJob {
+  constructor(
+    /** What the user gave: the link itself or the .magnet file holding it. */
+    readonly file: string,
+    readonly link: MagnetLink,
+    private config: Config,
+  ) {}
+
+  get name(): string {
+    return this.link.name ?? this.link.infoHashHex;
+  }
+
+  /** Where the fetched dictionary is saved, and looked for first. */
+  static savedTorrentPath(config: Config, infoHashHex: string): string {
+    return path.join(
+      config.torrentsDir,
+      `${infoHashHex.toLowerCase()}.torrent`,
+    );
+  }
+
+  /**
+   * Fetches the info dictionary; resolves with the job that downloads the
+   * torrent and the peers met on the way, or with why it was stopped first.
+   */
+  async fetch(
+    ctx: JobContext,
+  ): Promise<{ job: TorrentJob; peers: PeerAddress[] } | StopReason> {
+    const link = this.link;
+    const c = this.config;
+    const peerId = makePeerId();
+    const reserved = new Uint8Array(8);
+    reserved[EXTENSION_BYTE] |= EXTENSION_BIT;
+    reserved[7] |= FAST_BIT;
+    if (ctx.session.dht) reserved[7] |= DHT_BIT;
+    const fetcher = new MetadataFetcher({
+      handshake: { reserved, infoHash: link.infoHash, peerId },
+      extensionHandshake: encodeExtensionHandshake({
+        extensions: c.pex ? ["ut_metadata", "ut_pex"] : ["ut_metadata"],
+        listenPort: ctx.listenPort,
+        client: `btclient ${VERSION}`,
+        maxRequests: 500,
+      }),
+      maxPeers: ctx.maxPeers,
+      maxHalfOpen: c.maxHalfOpen,
+      reconnectBaseMs: c.reconnectBaseSeconds * 1000,
+      connectTimeoutMs: c.connectTimeoutSeconds * 1000,
+      log: ctx.log,
+    });
+    ctx.session.addSink(link.infoHashHex, fetcher);
+    const announcer = link.trackers.length > 0
+      ? new Announcer(link.trackers, {
+        infoHash: link.infoHash,
+        peerId,
+        port: ctx.announcePort,
+        numWant: c.numWant,
+        timeoutMs: c.trackerTimeoutSeconds * 1000,
+        udpMaxRetries: c.udpTrackerRetries,
+        minReannounceSeconds: c.minReannounceSeconds,
+        stats: () => ({ uploaded: 0, downloaded: 0, left: UNKNOWN_LEFT }),
+        onPeers: (peers, source) => fetcher.addPeers(peers, source),
+        log: ctx.log,
+      })
+      : null;
+    // No announce yet: we have nothing to give until the dictionary is here.
+    const sources = new PeerSources({
+      infoHash: link.infoHash,
+      infoHashHex: link.infoHashHex,
+      dht: ctx.session.dht,
+      lsd: ctx.session.lsd,
+      announcePort: 0,
+      onPeers: (peers, source) => fetcher.addPeers(peers, source),
+      log: ctx.log,
+    });
+    ctx.log(`${this.name}: fetching the torrent's metadata from peers`);
+    announcer?.start();
+    sources.start();
+    fetcher.addPeers(link.peers, "magnet");
+    fetcher.addPeers(ctx.peers, "command line");
+    const retry = setInterval(() => {
+      if (fetcher.connected === 0) sources.needPeers();
+    }, 5000);
+    let outcome: Uint8Array | StopReason;
+    try {
+      outcome = await Promise.race([fetcher.done, ctx.stop]);
+    } finally {
+      clearInterval(retry);
+      ctx.session.removeSink(link.infoHashHex, fetcher);
+      await Promise.all([
+        fetcher.stop(),
+        sources.stop(),
+        announcer?.stop(2000),
+      ]);
+    }
+    if (typeof outcome === "string") return outcome;
+    const torrentBytes = torrentFile(outcome, link.trackers);
+    const meta = parseMetainfo(torrentBytes);
+    const saved = MagnetJob.savedTorrentPath(c, link.infoHashHex);
+    try {
+      fs.mkdirSync(path.dirname(saved), { recursive: true });
+      fs.writeFileSync(saved, torrentBytes);
+      ctx.log(
+        `${meta.name}: metadata received (${
+          formatBytes(outcome.length)
+        }), saved as ${saved}`,
+      );
+    } catch (e) {
+      ctx.log(
+        `${meta.name}: metadata received, but it could not be saved as ${saved}: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+    }
+    const peers = [...fetcher.swarm.peers.values()]
+      .filter((p) => !p.excluded)
+      .map((p) => ({ host: p.host, port: p.port }));
+    return { job: TorrentJob.fromMetainfo(saved, meta, c), peers };
+  }
+}
+
+/**
+ * A .torrent file around a verified info dictionary: its raw bytes go in as
+ * they are (the info-hash is theirs), with the link's trackers as
+ * announce-list tiers (BEP 12).
+ */
+function torrentFile(info: Uint8Array, trackers: string[][]): Uint8Array {
+  const head = encode({
+    announce: trackers[0]?.[0],
+    "announce-list": trackers.length > 0 ? trackers : undefined,
+  });
+  // head is "d...e": the info key sorts after both announce keys.
+  const key = new TextEncoder().encode("4:info");
+  const out = new Uint8Array(head.length - 1 + key.length + info.length + 1);
+  out.set(head.subarray(0, head.length - 1));
+  out.set(key, head.length - 1);
+  out.set(info, head.length - 1 + key.length);
+  out[out.length - 1] = 0x65; // e
+  return out;
+}

@@ -1,0 +1,90 @@
+// The trackerless peer sources of one torrent: periodic DHT lookups (BEP 5)
+// that also announce our port, and Local Service Discovery (BEP 14). A
+// private torrent (BEP 27) never gets one: it uses its trackers only.
+
+import type { PeerAddress } from "../tracker/types.ts";
+
+/** What a torrent needs of the session's DHT node. */
+export interface DhtService {
+  readonly port: number;
+  addNode(host: string, port: number): void;
+  lookup(
+    infoHash: Uint8Array,
+    onPeers: (peers: PeerAddress[]) => void,
+    announcePort?: number,
+  ): Promise<unknown>;
+}
+
+/** What a torrent needs of the session's local discovery. */
+export interface LocalDiscoveryService {
+  add(infoHashHex: string): void;
+  remove(infoHashHex: string): void;
+}
+
+export interface PeerSourcesOptions {
+  infoHash: Uint8Array;
+  infoHashHex: string;
+  dht: DhtService | null;
+  lsd: LocalDiscoveryService | null;
+  /** Port to announce on the DHT; 0 to look up without announcing (no metadata yet). */
+  announcePort: number;
+  onPeers: (peers: PeerAddress[], source: string) => void;
+  log: (line: string) => void;
+}
+
+/** BEP 5 peers expire from a node's store after 30 min; libtorrent re-announces every 15. */
+const REANNOUNCE_MS = 15 * 60_000;
+/** The earliest next lookup when short of peers. */
+const MIN_LOOKUP_GAP_MS = 60_000;
+
+export class PeerSources {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private lookingUp: Promise<void> | null = null;
+  private lastLookupAt = -Infinity;
+  private stopped = false;
+
+  constructor(private options: PeerSourcesOptions) {}
+
+  start(): void {
+    this.options.lsd?.add(this.options.infoHashHex);
+    if (this.options.dht) this.lookup();
+  }
+
+  /** Asks the DHT again soon when the swarm is short of peers. */
+  needPeers(): void {
+    if (
+      this.options.dht && !this.lookingUp &&
+      performance.now() - this.lastLookupAt > MIN_LOOKUP_GAP_MS
+    ) {
+      this.lookup();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.options.lsd?.remove(this.options.infoHashHex);
+    await this.lookingUp;
+  }
+
+  private lookup(): void {
+    const { dht, infoHash, announcePort, onPeers, log } = this.options;
+    if (!dht || this.stopped) return;
+    clearTimeout(this.timer);
+    this.lastLookupAt = performance.now();
+    this.lookingUp = dht.lookup(
+      infoHash,
+      (peers) => onPeers(peers, "dht"),
+      announcePort > 0 ? announcePort : undefined,
+    ).then(
+      () => {},
+      (e) => log(`DHT lookup failed: ${e instanceof Error ? e.message : e}`),
+    ).finally(() => {
+      this.lookingUp = null;
+      if (!this.stopped) {
+        this.timer = setTimeout(() => this.lookup(), REANNOUNCE_MS);
+        Deno.unrefTimer(this.timer as unknown as number);
+      }
+    });
+  }
+}

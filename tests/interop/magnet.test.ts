@@ -1,0 +1,103 @@
+// Magnet links without a tracker (BEP 9 over BEP 10): the info dictionary
+// comes from a libtorrent seeder through ut_metadata, is saved as
+// torrents/<info-hash>.torrent, and the next run uses it without a fetch. A
+// peer that sends a wrong dictionary is banned and the right one is fetched
+// from an honest peer. PEX (BEP 11): knowing only peer A, the client learns
+// peer B from A and downloads from both.
+
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { runClient } from "../helpers/client.ts";
+import { startDelayProxy } from "../helpers/delay_proxy.ts";
+import { startLibtorrentSeeder } from "../helpers/libtorrent.ts";
+import { startMetadataLiar } from "../helpers/metadata_liar.ts";
+import { infoHashOf } from "../helpers/mktorrent.ts";
+import { assertSameTree, makeFixture } from "../helpers/swarm_fixture.ts";
+import { magnetUri } from "../../src/metainfo/magnet.ts";
+import { parseMetainfo } from "../../src/metainfo/metainfo.ts";
+
+Deno.test("a magnet link downloads from libtorrent via ut_metadata; the saved .torrent spares the next fetch", async () => {
+  const fixture = await makeFixture({ kind: "multi" });
+  const seeder = await startLibtorrentSeeder({
+    torrent: fixture.torrent,
+    dataDir: fixture.dataDir,
+  });
+  try {
+    const hex = await infoHashOf(fixture.torrent);
+    const magnet = `${
+      magnetUri(hex, fixture.name)
+    }&x.pe=127.0.0.1:${seeder.port}`;
+    const args = [
+      "download",
+      magnet,
+      "--dir",
+      fixture.downloadDir,
+      "--port",
+      "0",
+    ];
+    const first = await runClient(args, fixture.root);
+    assert.equal(first.code, 0, first.output);
+    assert.match(first.output, /metadata received .* saved as torrents\//);
+    await assertSameTree(fixture);
+    const saved = `${fixture.root}/torrents/${hex}.torrent`;
+    assert.equal(
+      await infoHashOf(saved),
+      hex,
+      "saved .torrent has another info-hash",
+    );
+
+    // The second run reads the saved torrent and finds the data complete: no peer needed.
+    await seeder.stop();
+    const second = await runClient(args, fixture.root);
+    assert.equal(second.code, 0, second.output);
+    assert.match(second.output, /using the metadata saved in torrents\//);
+    assert.doesNotMatch(second.output, /fetching the torrent's metadata/);
+  } finally {
+    await seeder.stop();
+    await fixture.remove();
+  }
+});
+
+Deno.test("a wrong info dictionary is rejected by its hash and its sender banned; an honest peer's is used", async () => {
+  const fixture = await makeFixture({
+    kind: "single",
+    size: 2 * 1024 * 1024 + 3,
+  });
+  const meta = parseMetainfo(fs.readFileSync(fixture.torrent));
+  const liar = startMetadataLiar(meta.infoHash, meta.infoBytes);
+  const seeder = await startLibtorrentSeeder({
+    torrent: fixture.torrent,
+    dataDir: fixture.dataDir,
+  });
+  // The honest seeder answers 1.5 s late, so the liar is asked first.
+  const late = startDelayProxy(seeder.port, 1500);
+  try {
+    const magnet = magnetUri(meta.infoHashHex, null);
+    const run = await runClient([
+      "download",
+      magnet,
+      "--dir",
+      fixture.downloadDir,
+      "--port",
+      "0",
+      "--peer",
+      `127.0.0.1:${liar.port}`,
+      "--peer",
+      `127.0.0.1:${late.port}`,
+    ], fixture.root);
+    assert.equal(run.code, 0, run.output);
+    assert.ok(liar.piecesServed > 0, "the liar was never asked");
+    assert.match(
+      run.output,
+      new RegExp(
+        `banned 127\\.0\\.0\\.1:${liar.port}: sent an info dictionary that does not match`,
+      ),
+    );
+    await assertSameTree(fixture);
+  } finally {
+    await late.stop();
+    await liar.stop();
+    await seeder.stop();
+    await fixture.remove();
+  }
+});
