@@ -3,10 +3,11 @@
 // for anything that is not a well-formed message, and the error says whether the sender
 // can be told (a query whose transaction id we could read) and with which BEP 5 code.
 //
-// Decoding uses our strict bencode decoder, which rejects non-canonical forms (unsorted
-// keys, i03e, ...). That is right for KRPC too: the common implementations (libtorrent,
-// uTorrent, Transmission, anacrolix) emit canonical bencode, nothing in BEP 5 depends on
-// accepting sloppy encodings, and a message we misread is worse than one we drop.
+// Decoding uses our strict bencode decoder, which rejects non-canonical integers and
+// lengths (i03e, i-0e, 03:abc), duplicate keys and trailing bytes (it lets unsorted keys
+// through). That is right for KRPC too: the common implementations (libtorrent, uTorrent,
+// Transmission, anacrolix) emit canonical bencode, nothing in BEP 5 depends on accepting
+// sloppy encodings, and such a datagram is counted as malformed rather than guessed at.
 
 import { type BDict, BencodeError, type BValue } from "../bencode/types.ts";
 import { decode } from "../bencode/decode.ts";

@@ -1,0 +1,62 @@
+// BEP 5 tokens (secret rotated every 5 min, the previous one still accepted) and the
+// bounded announce_peer store.
+
+import assert from "node:assert/strict";
+import { PeerStore } from "../../src/dht/peer_store.ts";
+import { ROTATE_EVERY_MS, TokenSecrets } from "../../src/dht/tokens.ts";
+
+function clock() {
+  const state = { now: 5_000_000 };
+  return { state, now: () => state.now };
+}
+
+Deno.test("a token is accepted from its IP for one more rotation, then refused", () => {
+  const { state, now } = clock();
+  const tokens = new TokenSecrets(now);
+  const token = tokens.issue("10.0.0.1");
+  assert.ok(tokens.accepts(token, "10.0.0.1"));
+  assert.ok(!tokens.accepts(token, "10.0.0.2"), "bound to the IP");
+  assert.ok(!tokens.accepts(token.subarray(1), "10.0.0.1"));
+
+  state.now += ROTATE_EVERY_MS; // rotated once: previous secret still good
+  assert.ok(tokens.accepts(token, "10.0.0.1"));
+  const fresh = tokens.issue("10.0.0.1");
+  assert.notDeepEqual(fresh, token);
+
+  state.now += ROTATE_EVERY_MS; // rotated twice: gone
+  assert.ok(!tokens.accepts(token, "10.0.0.1"));
+  assert.ok(tokens.accepts(fresh, "10.0.0.1"));
+
+  state.now += 10 * ROTATE_EVERY_MS; // a long idle spell forgets everything
+  assert.ok(!tokens.accepts(fresh, "10.0.0.1"));
+});
+
+Deno.test("the peer store is bounded by info-hashes, peers per hash, age and reply size", () => {
+  const { state, now } = clock();
+  const store = new PeerStore(
+    { maxInfoHashes: 3, maxPeersPerInfoHash: 60, ttlMs: 1000 },
+    now,
+  );
+  for (let port = 1; port <= 70; port++) {
+    store.announce("aa", { host: "10.0.0.1", port });
+  }
+  const peers = store.peers("aa");
+  assert.equal(peers.length, 50, "one reply holds at most 50");
+  assert.ok(peers.every((p) => p.port > 10), "the 10 oldest were dropped");
+
+  store.announce("bb", { host: "10.0.0.2", port: 1 });
+  store.announce("cc", { host: "10.0.0.3", port: 1 });
+  store.announce("aa", { host: "10.0.0.1", port: 99 }); // aa is now the most recent
+  store.announce("dd", { host: "10.0.0.4", port: 1 }); // evicts bb, the least recent
+  assert.equal(store.infoHashCount, 3);
+  assert.deepEqual(store.peers("bb"), []);
+  assert.equal(store.peers("cc").length, 1);
+
+  state.now += 600;
+  store.announce("cc", { host: "10.0.0.5", port: 2 });
+  state.now += 600; // the first cc announce is 1200 ms old, the second 600
+  assert.deepEqual(store.peers("cc"), [{ host: "10.0.0.5", port: 2 }]);
+  // re-announcing moves a peer to the newest end instead of duplicating it
+  store.announce("cc", { host: "10.0.0.5", port: 2 });
+  assert.equal(store.peers("cc").length, 1);
+});
