@@ -146,7 +146,7 @@ export class RoutingTable {
     if (node) node.lastQuery = this.now();
   }
 
-  /** Whether a node that replied would be taken now, without a split-free ping round. */
+  /** Whether a new node that replied would be taken at once (no ping round needed). */
   hasRoomFor(id: Uint8Array): boolean {
     if (sameId(id, this.ownId) || this.find(id)) return false;
     const bucket = this.#bucketFor(id);
