@@ -142,6 +142,10 @@ def settings():
         "dht_restrict_search_ips": False,
         "dht_ignore_dark_internet": False,
         "dht_enforce_node_id": False,
+        # Every query here comes from 127.0.0.1: the per-IP limit (5 queries a second, then
+        # the IP is ignored for minutes) and the 8 KB/s reply budget would silence nodes.
+        "dht_block_ratelimit": 100000,
+        "dht_upload_rate_limit": 1 << 24,
         # TCP peers only, as in lt_peer.py; the DHT still runs on the UDP socket.
         "enable_incoming_utp": False,
         "enable_outgoing_utp": False,
