@@ -430,8 +430,13 @@ export class Torrent implements PeerOwner {
     this.choker.interested(peer, this.connections);
   }
 
-  pexReceived(_peer: PeerConnection, added: PeerAddress[]): void {
-    if (this.pexEnabled) this.addPeers(added, "pex");
+  pexReceived(peer: PeerConnection, added: PeerAddress[]): void {
+    if (!this.pexEnabled || this.stopped) return;
+    const fresh = this.swarm.add(added, "pex");
+    if (fresh > 0) {
+      this.options.log(`PEX: ${peer.address} told us of ${fresh} new peers`);
+      this.swarm.dialSome(performance.now());
+    }
   }
 
   dhtNodeLearned(peer: PeerConnection, port: number): void {

@@ -101,3 +101,53 @@ Deno.test("a wrong info dictionary is rejected by its hash and its sender banned
     await fixture.remove();
   }
 });
+
+Deno.test("PEX: knowing only libtorrent peer A, the client learns peer B from A and downloads from both", async () => {
+  const fixture = await makeFixture({ kind: "single", size: 8 * 1024 * 1024 });
+  // B starts without the last MiB and fetches it from A, so A and B are
+  // connected (two seeds would part at once) when A tells us of B.
+  const partialDir = `${fixture.root}/partial`;
+  await Deno.mkdir(partialDir);
+  const half = fs.readFileSync(`${fixture.dataDir}/${fixture.name}`);
+  half.fill(0, 7 * 1024 * 1024);
+  fs.writeFileSync(`${partialDir}/${fixture.name}`, half);
+  // A is slow, so most of the data is still to fetch when PEX names B.
+  const a = await startLibtorrentSeeder({
+    torrent: fixture.torrent,
+    dataDir: fixture.dataDir,
+    uploadLimit: 256 * 1024,
+  });
+  const b = await startLibtorrentSeeder({
+    torrent: fixture.torrent,
+    dataDir: partialDir,
+    partial: true,
+    connect: [`127.0.0.1:${a.port}`],
+  });
+  try {
+    const run = await runClient([
+      "download",
+      fixture.torrent,
+      "--dir",
+      fixture.downloadDir,
+      "--port",
+      "0",
+      "--peer",
+      `127.0.0.1:${a.port}`,
+    ], fixture.root);
+    assert.equal(run.code, 0, run.output);
+    const sources = run.output.match(/received from: (.*)/)?.[1] ?? "";
+    assert.ok(
+      sources.includes(`127.0.0.1:${a.port} `),
+      `A sent nothing: ${sources}`,
+    );
+    assert.ok(
+      sources.includes(`127.0.0.1:${b.port} `),
+      `B (learnt by PEX) sent nothing: ${sources}`,
+    );
+    await assertSameTree(fixture);
+  } finally {
+    await a.stop();
+    await b.stop();
+    await fixture.remove();
+  }
+});
