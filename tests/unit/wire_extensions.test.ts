@@ -112,9 +112,10 @@ Deno.test("ut_pex: IPv4 and IPv6 peers with flags round-trip; partial entries ar
     ],
     [{ host: "192.168.0.9", port: 1 }],
   );
-  assert.match(
-    latin1(payload),
-    /^d5:added6:\x0a\x01\x02\x03\x1a\xe17:added\.f1:\x12/,
+  assert.ok(
+    latin1(payload).startsWith(
+      "d5:added6:\x0a\x01\x02\x03\x1a\xe17:added.f1:\x12",
+    ),
   );
   assert.deepEqual(parsePex(payload), {
     added: [{ host: "10.1.2.3", port: 6881 }, {
