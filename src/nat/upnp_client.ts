@@ -1,0 +1,382 @@
+// UPnP IGD client: an SSDP search for the gateway (UDA 1.1 §1.3), its
+// description fetched over HTTP (§2.1), then SOAP actions on its WAN
+// connection service (§3.2): GetExternalIPAddress, AddPortMapping with a
+// lease, GetSpecificPortMappingEntry before each renewal (a mapping gone
+// means the gateway restarted), DeletePortMapping at the end. HTTP goes only
+// to the address that answered the search, and to nowhere it redirects.
+
+import dgram from "node:dgram";
+import {
+  type ConnectionService,
+  decodeSoapResponse,
+  encodeSoapRequest,
+  findConnectionService,
+  UPNP_ERRORS,
+} from "./igd.ts";
+import {
+  decodeSearchResponse,
+  encodeMSearch,
+  IGD_SEARCH_TARGET,
+  SSDP_ADDRESS,
+  SSDP_PORT,
+} from "./ssdp.ts";
+import {
+  type Lease,
+  type MappingClient,
+  type MapRequest,
+  PortMappingError,
+  type ReportProblem,
+  type TransportProtocol,
+} from "./types.ts";
+
+export interface SsdpTarget {
+  address: string;
+  port: number;
+}
+
+export const SSDP_MULTICAST: SsdpTarget = {
+  address: SSDP_ADDRESS,
+  port: SSDP_PORT,
+};
+/** Devices answer within MX seconds (§1.3.2); the search is sent twice, as UDP may lose one. */
+const MX_SECONDS = 1;
+const SEARCH_RESEND_MS = 300;
+const SEARCH_WAIT_MS = MX_SECONDS * 1000 + 300;
+const MAX_GATEWAYS = 4;
+const HTTP_TIMEOUT_MS = 2000;
+const MAX_BODY_BYTES = 64 * 1024;
+/** Other external ports tried when the one asked for is taken (error 718). */
+const CONFLICT_RETRIES = 4;
+const DESCRIPTION = "btclient";
+
+/**
+ * Searches for gateways; resolves with the description URLs of those that
+ * answered within the wait, each from the address its URL names.
+ */
+export async function discoverGateways(
+  target: SsdpTarget,
+  report: ReportProblem,
+  signal: AbortSignal,
+): Promise<URL[]> {
+  if (signal.aborted) return [];
+  const socket = dgram.createSocket("udp4");
+  const found = new Map<string, URL>();
+  socket.on("message", (msg, rinfo) => {
+    const answer = decodeSearchResponse(new Uint8Array(msg));
+    if (answer.kind === "malformed") {
+      report(
+        "ssdp-malformed",
+        `a malformed SSDP answer from ${rinfo.address} (${answer.reason})`,
+      );
+    } else if (answer.location.hostname !== rinfo.address) {
+      report(
+        "ssdp-elsewhere",
+        `an SSDP answer from ${rinfo.address} whose description is on ${answer.location.host}`,
+      );
+    } else if (found.size < MAX_GATEWAYS) {
+      found.set(answer.location.href, answer.location);
+    }
+  });
+  socket.on("error", () => {});
+  const { promise: done, resolve } = Promise.withResolvers<void>();
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  const onAbort = () => resolve();
+  signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    await new Promise<void>((bound, failed) => {
+      socket.once("error", failed);
+      socket.bind(0, () => {
+        socket.off("error", failed);
+        bound();
+      });
+    });
+    const search = encodeMSearch(IGD_SEARCH_TARGET, MX_SECONDS);
+    const send = () =>
+      socket.send(search, target.port, target.address, () => {});
+    send();
+    timers.push(setTimeout(send, SEARCH_RESEND_MS));
+    timers.push(setTimeout(resolve, SEARCH_WAIT_MS));
+    await done;
+  } catch (e) {
+    report(
+      "ssdp-socket",
+      `no SSDP search: ${e instanceof Error ? e.message : e}`,
+    );
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    for (const t of timers) clearTimeout(t);
+    socket.close();
+  }
+  return [...found.values()];
+}
+
+export class UpnpClient implements MappingClient {
+  readonly method = "upnp";
+  readonly gateway: string;
+  #externalAddress?: string;
+
+  private constructor(
+    readonly service: ConnectionService,
+    /** Our LAN address: secure gateways map only to the address that asks. */
+    readonly internalClient: string,
+    private readonly report: ReportProblem,
+  ) {
+    this.gateway = service.controlUrl.hostname;
+  }
+
+  /** Reads the description at `location` and finds its WAN connection service. */
+  static async open(
+    location: URL,
+    internalClient: string,
+    report: ReportProblem,
+    signal: AbortSignal,
+  ): Promise<UpnpClient> {
+    const { status, body } = await httpRequest(location, {}, signal);
+    if (status !== 200) {
+      throw new PortMappingError(
+        `${location.host} answered HTTP ${status} for its description`,
+      );
+    }
+    const service = findConnectionService(body, location);
+    if ("error" in service) {
+      report(
+        "upnp-description",
+        `the UPnP description at ${location.href}: ${service.error}`,
+      );
+      throw new PortMappingError(`${location.host}: ${service.error}`);
+    }
+    return new UpnpClient(service, internalClient, report);
+  }
+
+  async map(
+    request: MapRequest,
+    signal: AbortSignal,
+  ): Promise<{ lease: Lease; gatewayRestarted: boolean }> {
+    const { protocol, internalPort, previous } = request;
+    let gatewayRestarted = false;
+    let externalPort = previous?.externalPort ?? internalPort;
+    if (previous) {
+      const state = await this.#stillMapped(previous, signal);
+      if (state === "gone") {
+        gatewayRestarted = true;
+        this.#externalAddress = undefined;
+      }
+      if (state === "taken") externalPort = otherPort(previous.externalPort);
+    }
+    let lifetimeSeconds = request.lifetimeSeconds;
+    for (let tries = 0;; tries++) {
+      const added = await this.#call(
+        "AddPortMapping",
+        addPortMappingArgs(
+          protocol,
+          externalPort,
+          internalPort,
+          this.internalClient,
+          lifetimeSeconds,
+        ),
+        signal,
+      );
+      if (added.kind === "ok") break;
+      const fault = added.kind === "fault" ? added : undefined;
+      if (fault?.code === UPNP_ERRORS.onlyPermanentLeases && lifetimeSeconds) {
+        lifetimeSeconds = 0; // then deleted at exit, or never if we are killed
+      } else if (
+        fault?.code === UPNP_ERRORS.conflict && tries < CONFLICT_RETRIES
+      ) {
+        externalPort = otherPort(externalPort);
+      } else {
+        throw new PortMappingError(
+          `${this.gateway} refused AddPortMapping for ${protocol.toUpperCase()} ${externalPort}: ${
+            describe(added)
+          }`,
+        );
+      }
+    }
+    this.#externalAddress ??= await this.#externalIp(signal);
+    return {
+      lease: {
+        protocol,
+        internalPort,
+        externalPort,
+        externalAddress: this.#externalAddress,
+        lifetimeSeconds,
+      },
+      gatewayRestarted,
+    };
+  }
+
+  async unmap(lease: Lease, signal: AbortSignal): Promise<boolean> {
+    try {
+      const deleted = await this.#call("DeletePortMapping", [
+        ["NewRemoteHost", ""],
+        ["NewExternalPort", String(lease.externalPort)],
+        ["NewProtocol", lease.protocol.toUpperCase()],
+      ], signal);
+      return deleted.kind === "ok";
+    } catch (e) {
+      if (e instanceof PortMappingError) return false;
+      throw e;
+    }
+  }
+
+  close(): void {}
+
+  /**
+   * Whether the gateway still has a renewed mapping: "gone" after a restart,
+   * "taken" when it now points at another client. A gateway without the
+   * action, or with a garbled answer, just gets the mapping added again.
+   */
+  async #stillMapped(
+    lease: Lease,
+    signal: AbortSignal,
+  ): Promise<"ours" | "gone" | "taken" | "unknown"> {
+    let entry;
+    try {
+      entry = await this.#call("GetSpecificPortMappingEntry", [
+        ["NewRemoteHost", ""],
+        ["NewExternalPort", String(lease.externalPort)],
+        ["NewProtocol", lease.protocol.toUpperCase()],
+      ], signal);
+    } catch (e) {
+      if (e instanceof PortMappingError) return "unknown";
+      throw e;
+    }
+    if (entry.kind === "fault") {
+      return entry.code === UPNP_ERRORS.noSuchEntry ? "gone" : "unknown";
+    }
+    const ours =
+      entry.values.get("NewInternalClient") === this.internalClient &&
+      entry.values.get("NewInternalPort") === String(lease.internalPort);
+    return ours ? "ours" : "taken";
+  }
+
+  async #externalIp(signal: AbortSignal): Promise<string> {
+    const reply = await this.#call("GetExternalIPAddress", [], signal);
+    const address = reply.kind === "ok"
+      ? reply.values.get("NewExternalIPAddress")
+      : undefined;
+    if (!address) {
+      throw new PortMappingError(
+        `${this.gateway} did not tell its external address: ${describe(reply)}`,
+      );
+    }
+    return address;
+  }
+
+  /** One SOAP action; a reply or a fault, else a PortMappingError. */
+  async #call(
+    action: string,
+    args: ReadonlyArray<readonly [string, string]>,
+    signal: AbortSignal,
+  ) {
+    const { serviceType, controlUrl } = this.service;
+    const { body, soapAction } = encodeSoapRequest(serviceType, action, args);
+    const reply = await httpRequest(controlUrl, {
+      method: "POST",
+      headers: {
+        "Content-Type": 'text/xml; charset="utf-8"',
+        "SOAPAction": soapAction,
+      },
+      body,
+    }, signal);
+    const result = decodeSoapResponse(reply.status, reply.body, action);
+    if (result.kind === "malformed") {
+      this.report(
+        "upnp-soap",
+        `a malformed ${action} answer from ${this.gateway} (${result.reason})`,
+      );
+      throw new PortMappingError(
+        `${this.gateway}: ${action}: ${result.reason}`,
+      );
+    }
+    return result;
+  }
+}
+
+function addPortMappingArgs(
+  protocol: TransportProtocol,
+  externalPort: number,
+  internalPort: number,
+  internalClient: string,
+  lifetimeSeconds: number,
+): [string, string][] {
+  return [
+    ["NewRemoteHost", ""],
+    ["NewExternalPort", String(externalPort)],
+    ["NewProtocol", protocol.toUpperCase()],
+    ["NewInternalPort", String(internalPort)],
+    ["NewInternalClient", internalClient],
+    ["NewEnabled", "1"],
+    ["NewPortMappingDescription", `${DESCRIPTION} ${protocol} ${internalPort}`],
+    ["NewLeaseDuration", String(lifetimeSeconds)],
+  ];
+}
+
+/** A random port of the dynamic range (RFC 6335 §6), for a conflicting one. */
+function otherPort(avoid: number): number {
+  for (;;) {
+    const port = 49152 + Math.floor(Math.random() * 16384);
+    if (port !== avoid) return port;
+  }
+}
+
+function describe(result: ReturnType<typeof decodeSoapResponse>): string {
+  if (result.kind === "fault") {
+    return `error ${result.code}${
+      result.description ? ` ${result.description}` : ""
+    }`;
+  }
+  return result.kind === "ok" ? "an empty answer" : result.reason;
+}
+
+/**
+ * A bounded HTTP exchange with the gateway: no redirects followed, the body
+ * cut off at MAX_BODY_BYTES, HTTP_TIMEOUT_MS for all of it.
+ */
+async function httpRequest(
+  url: URL,
+  init: RequestInit,
+  signal: AbortSignal,
+): Promise<{ status: number; body: string }> {
+  const timeout = AbortSignal.timeout(HTTP_TIMEOUT_MS);
+  try {
+    const response = await fetch(url, {
+      ...init,
+      redirect: "manual",
+      signal: AbortSignal.any([signal, timeout]),
+    });
+    return { status: response.status, body: await readCapped(response) };
+  } catch (e) {
+    const why = timeout.aborted
+      ? `no answer within ${HTTP_TIMEOUT_MS} ms`
+      : e instanceof Error
+      ? e.message
+      : String(e);
+    throw new PortMappingError(`${url.host}: ${why}`);
+  }
+}
+
+async function readCapped(response: Response): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value.subarray(0, MAX_BODY_BYTES - length));
+      length += chunks.at(-1)!.length;
+      if (length >= MAX_BODY_BYTES) break;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  const bytes = new Uint8Array(length);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return new TextDecoder("utf-8", { fatal: false }).decode(bytes);
+}
