@@ -26,6 +26,8 @@ export interface FixtureOptions {
   pieceLengthLog2?: number;
   /** The payload's name (default "multi" or "single.bin"). */
   name?: string;
+  /** BEP 27 private flag. */
+  private?: boolean;
 }
 
 export async function makeFixture(options: FixtureOptions): Promise<Fixture> {
@@ -41,6 +43,7 @@ export async function makeFixture(options: FixtureOptions): Promise<Fixture> {
   const torrent = await makeTorrent(payload, `${root}/${name}.torrent`, {
     announce: options.announce ?? [],
     pieceLengthLog2: options.pieceLengthLog2,
+    private: options.private,
   });
   return {
     root,
