@@ -151,3 +151,47 @@ Deno.test("PEX: knowing only libtorrent peer A, the client learns peer B from A 
     await fixture.remove();
   }
 });
+
+Deno.test("batch mode takes a .magnet file from torrents/; the next batch run uses the saved .torrent and no network", async () => {
+  const fixture = await makeFixture({ kind: "single", size: 1024 * 1024 + 5 });
+  const seeder = await startLibtorrentSeeder({
+    torrent: fixture.torrent,
+    dataDir: fixture.dataDir,
+  });
+  try {
+    const hex = await infoHashOf(fixture.torrent);
+    await Deno.mkdir(`${fixture.root}/torrents`);
+    await Deno.writeTextFile(
+      `${fixture.root}/torrents/film.magnet`,
+      `# dropped here by a script\n${
+        magnetUri(hex, "film")
+      }&x.pe=127.0.0.1:${seeder.port}\n`,
+    );
+    const args = [
+      "download",
+      "--dir",
+      fixture.downloadDir,
+      "--port",
+      "0",
+      "--json",
+    ];
+    const first = await runClient(args, fixture.root);
+    assert.equal(first.code, 0, first.output);
+    await assertSameTree(fixture);
+    assert.ok(fs.existsSync(`${fixture.root}/torrents/${hex}.torrent`));
+
+    await seeder.stop();
+    const second = await runClient(args, fixture.root);
+    assert.equal(second.code, 0, second.output);
+    assert.doesNotMatch(second.output, /fetching the torrent's metadata/);
+    const summaries = second.output.split("\n").filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(summaries.map((s) => [s.infoHash, s.result]), [[
+      hex,
+      "complete",
+    ]]);
+  } finally {
+    await seeder.stop();
+    await fixture.remove();
+  }
+});
