@@ -100,7 +100,7 @@ function parseRoutes(text: string): Route[] {
   return routes;
 }
 
-/** Our own addresses: the "/32 host LOCAL" leaves of fib_trie, loopback left out. */
+/** Our own addresses: the "/32 host LOCAL" leaves of fib_trie. */
 function localAddresses(fibTrie: string): number[] {
   const found = new Set<number>();
   let leaf: number | undefined;
@@ -108,7 +108,7 @@ function localAddresses(fibTrie: string): number[] {
     const match = /^\s*\|-- (\d+\.\d+\.\d+\.\d+)\s*$/.exec(line);
     if (match) leaf = parseIPv4(match[1]);
     else if (/^\s*\/32 host LOCAL/.test(line) && leaf !== undefined) {
-      if (leaf >>> 24 !== 127) found.add(leaf);
+      found.add(leaf);
     }
   }
   return [...found];

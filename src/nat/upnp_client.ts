@@ -43,6 +43,8 @@ const MX_SECONDS = 1;
 const SEARCH_RESEND_MS = 300;
 const SEARCH_WAIT_MS = MX_SECONDS * 1000 + 300;
 const MAX_GATEWAYS = 4;
+/** UDA 1.1 §1.1.2: multicast TTL "SHOULD default to 2". */
+const MULTICAST_TTL = 2;
 const HTTP_TIMEOUT_MS = 2000;
 const MAX_BODY_BYTES = 64 * 1024;
 /** Other external ports tried when the one asked for is taken (error 718). */
@@ -90,6 +92,7 @@ export async function discoverGateways(
         bound();
       });
     });
+    socket.setMulticastTTL(MULTICAST_TTL);
     const search = encodeMSearch(IGD_SEARCH_TARGET, MX_SECONDS);
     const send = () =>
       socket.send(search, target.port, target.address, () => {});
