@@ -35,6 +35,7 @@ export interface Config {
   lsd: boolean;
   portMapping: string;
   gateway: string;
+  portMappingLeaseSeconds: number;
 }
 
 interface KeySpec {
@@ -83,6 +84,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   lsd: true,
   portMapping: "auto",
   gateway: "",
+  portMappingLeaseSeconds: 3600,
 });
 
 type StringKey =
@@ -304,6 +306,13 @@ export const NUMERIC_KEYS: Record<
     integer: false,
     doc:
       "stop cleanly after this many minutes, saving state (a cron window); 0 for no limit (flag --max-minutes)",
+  },
+  portMappingLeaseSeconds: {
+    min: 10,
+    max: 86400,
+    integer: true,
+    doc:
+      "lease asked of the router for the port mapping, renewed at half of it; a mapping left by a killed run ends with it",
   },
 };
 

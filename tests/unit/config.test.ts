@@ -63,6 +63,7 @@ Deno.test("config: defaults", () => {
     lsd: true,
     portMapping: "auto",
     gateway: "",
+    portMappingLeaseSeconds: 3600,
   });
   assert.ok(Object.isFrozen(DEFAULT_CONFIG));
   assert.deepEqual(parseConfig("{}", "x"), { ...DEFAULT_CONFIG });
@@ -210,6 +211,7 @@ Deno.test("config: integer keys reject fractions, others accept them", () => {
     "maxPeers",
     "maxRequestsPerPeer",
     "numWant",
+    "portMappingLeaseSeconds",
     "udpTrackerRetries",
     "uploadLimit",
     "uploadSlots",
