@@ -14,6 +14,11 @@ import {
   readMagnetFile,
 } from "../metainfo/magnet.ts";
 import { TorrentFileError } from "../metainfo/metainfo.ts";
+import {
+  PORT_MAPPING_START_WAIT_MS,
+  PortMapper,
+  type PortMapperOptions,
+} from "../nat/port_mapper.ts";
 import { Session } from "../session.ts";
 import { Bandwidth } from "../swarm/bandwidth.ts";
 import {
@@ -117,15 +122,28 @@ async function runAll(
   stop.promise.then((reason) => stoppedBy = reason);
   const hooks: Promise<void>[] = [];
   const session = new Session(config.connectTimeoutSeconds * 1000, log);
+  let mapper: PortMapper | null = null;
   try {
     if (online.length + magnets.length > 0) {
       const listenPort = session.listen(config.listenPort);
+      if (config.portMapping !== "off") {
+        mapper = PortMapper.start({
+          method: config.portMapping as PortMapperOptions["method"],
+          gateway: config.gateway,
+          tcpPort: listenPort,
+          udpPort: config.dht ? listenPort : undefined, // the DHT's socket
+          leaseSeconds: config.portMappingLeaseSeconds,
+          log,
+        });
+      }
       await session.startDiscovery({
         dht: config.dht,
         dhtBootstrap: config.dhtBootstrap,
         lsd: config.lsd,
         stateDir: path.join(path.resolve(config.downloadDir), ".btclient"),
       }, listenPort);
+      const mapped = await mapper?.ready(PORT_MAPPING_START_WAIT_MS);
+      const announcePort = mapped?.externalPort ?? listenPort;
       const download = new Bandwidth(config.downloadLimit);
       const upload = new Bandwidth(config.uploadLimit);
       const slots = Math.min(
@@ -155,7 +173,7 @@ async function runAll(
           const ctx = {
             session,
             listenPort,
-            announcePort: listenPort,
+            announcePort,
             peers: args.peers,
             download,
             upload,
@@ -188,6 +206,7 @@ async function runAll(
       view.stop();
     }
   } finally {
+    await mapper?.close();
     await session.close();
     stop.dispose();
     await Promise.allSettled(hooks);

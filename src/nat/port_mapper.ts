@@ -53,6 +53,8 @@ export interface MappedPort {
   method: PortMappingMethod;
 }
 
+/** How long a start waits for the mapping before going on without it. */
+export const PORT_MAPPING_START_WAIT_MS = 4000;
 const SERVER_PORT = 5351;
 const AUTO_ORDER: PortMappingMethod[] = ["pcp", "natpmp", "upnp"];
 /** close() waits at most this long for the gateway to confirm the deletes. */
