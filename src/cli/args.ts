@@ -7,7 +7,7 @@ import type { PeerAddress } from "../tracker/types.ts";
 
 export interface TorrentArgs {
   command: "download" | "seed";
-  /** Absent for `download` in batch mode: every .torrent in torrentsDir. */
+  /** A .torrent, a magnet link or a .magnet file; absent for `download` in batch mode (torrentsDir). */
   torrent?: string;
   /** Config keys set by flags (--dir, --port, limits, seeding goals). */
   overrides: Record<string, unknown>;
@@ -23,13 +23,16 @@ export type ParsedArgs = TorrentArgs | { command: "help" } | {
   command: "version";
 };
 
-export const USAGE = `Usage: btclient download [<file.torrent>] [options]
+export const USAGE =
+  `Usage: btclient download [<file.torrent> | <magnet link> | <file.magnet>] [options]
        btclient seed <file.torrent> [options]
 
 download  fetches a torrent into a folder, verifying every piece and resuming
           where a previous run stopped; then seeds until the seeding goal
-          (none by default: it exits when complete). Without a torrent:
-          every .torrent in torrentsDir (batch mode, for cron).
+          (none by default: it exits when complete). A magnet link's
+          metadata is fetched from peers first and saved in torrentsDir.
+          Without a torrent: every .torrent and .magnet in torrentsDir
+          (batch mode, for cron).
 seed      checks the data in the folder and seeds it (fetching whatever is
           missing first) until the seeding goal, or until stopped when no
           goal is set.
@@ -54,8 +57,8 @@ Options:
   -h, --help             show this help
   --version              print the version
 
-Exit codes: 0 complete, 1 failure (disk), 2 bad input (torrent file, config,
-flags), 3 partial (stopped by --max-minutes before completing), 4 the download
+Exit codes: 0 complete, 1 failure (disk), 2 bad input (torrent file, magnet
+link, config, flags), 3 partial (stopped by --max-minutes before completing), 4 the download
 folder is locked by another run, 130 stopped by SIGINT, 143 by SIGTERM.`;
 
 export function parseCommandLine(argv: string[]): ParsedArgs {

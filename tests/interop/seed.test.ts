@@ -115,9 +115,12 @@ Deno.test("three-way swarm: aria2c gets pieces from us while we download them fr
     [{ host: "127.0.0.1", port: ourPort }],
     60,
   );
+  // No PEX: we would tell aria2c of libtorrent, and our ratio goal would
+  // wait for uploads aria2c no longer needs from us.
   const config = await writeConfig(fixture, {
     logIntervalSeconds: 0.5,
     seedRatio: 1,
+    pex: false,
   });
   const ours = new ClientProcess([
     ...downloadArgs(

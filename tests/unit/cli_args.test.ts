@@ -182,7 +182,10 @@ Deno.test("args: --help and --version win over everything", () => {
   assert.deepEqual(parseCommandLine(["--help", "--version"]), {
     command: "help",
   });
-  assert.match(USAGE, /^Usage: btclient download \[<file\.torrent>\]/);
+  assert.match(
+    USAGE,
+    /^Usage: btclient download \[<file\.torrent> \| <magnet link> \| <file\.magnet>\]/,
+  );
   for (
     const flag of [
       "--dir",
