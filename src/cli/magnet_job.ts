@@ -27,6 +27,9 @@ import { TorrentJob } from "./torrent_job.ts";
 /** Trackers are told this much is left while the size is unknown: not a seed. */
 const UNKNOWN_LEFT = 16 * 1024;
 const FAST_BIT = 0x04;
+/** How often an unconnected fetch asks the DHT again (at most once a minute: PeerSources). */
+const RETRY_EVERY_MS = 5000;
+const STATUS_EVERY_MS = 30_000;
 const DHT_BIT = 0x01;
 
 export class MagnetJob {
@@ -107,9 +110,15 @@ export class MagnetJob {
     sources.start();
     fetcher.addPeers(link.peers, "magnet");
     fetcher.addPeers(ctx.peers, "command line");
+    let ticks = 0;
     const retry = setInterval(() => {
       if (fetcher.connected === 0) sources.needPeers();
-    }, 5000);
+      if (++ticks % (STATUS_EVERY_MS / RETRY_EVERY_MS) === 0) {
+        ctx.log(
+          `${this.name}: still fetching the metadata: ${fetcher.connected} peers connected, ${fetcher.swarm.peers.size} known`,
+        );
+      }
+    }, RETRY_EVERY_MS);
     let outcome: Uint8Array | StopReason;
     try {
       outcome = await Promise.race([fetcher.done, ctx.stop]);

@@ -88,6 +88,7 @@ export async function runTorrentCommand(args: TorrentArgs): Promise<number> {
     }
   }
   refuseSharedFiles(jobs, invalid, log);
+  dropDuplicateMagnets(magnets, jobs, log);
   const lock = await FolderLock.acquire(path.resolve(config.downloadDir));
   try {
     for (const job of jobs) await job.check((l) => view.status(l), log);
@@ -136,10 +137,13 @@ async function runAll(
           log,
         });
       }
+      // BEP 27: private torrents never use them, so a run of only those starts neither.
+      const anyPublic = magnets.length > 0 ||
+        online.some((j) => !j.meta.private);
       await session.startDiscovery({
-        dht: config.dht,
+        dht: config.dht && anyPublic,
         dhtBootstrap: config.dhtBootstrap,
-        lsd: config.lsd,
+        lsd: config.lsd && anyPublic,
         stateDir: path.join(path.resolve(config.downloadDir), ".btclient"),
       }, listenPort);
       const mapped = await mapper?.ready(PORT_MAPPING_START_WAIT_MS);
@@ -306,6 +310,22 @@ function listTorrentFiles(dir: string): string[] {
   }
   return names.filter((n) => n.endsWith(".torrent") || n.endsWith(".magnet"))
     .sort().map((n) => path.join(dir, n));
+}
+
+/** A magnet link for a torrent that is also given as a .torrent would download it twice at once: the .torrent wins. */
+function dropDuplicateMagnets(
+  magnets: MagnetJob[],
+  jobs: TorrentJob[],
+  log: (line: string) => void,
+): void {
+  const known = new Set(jobs.map((j) => j.meta.infoHashHex));
+  for (const magnet of [...magnets]) {
+    if (known.has(magnet.link.infoHashHex)) {
+      log(`skipping ${magnet.file}: the same torrent is in this run already`);
+      magnets.splice(magnets.indexOf(magnet), 1);
+    }
+    known.add(magnet.link.infoHashHex);
+  }
 }
 
 /** Two torrents that would write the same file would corrupt each other: the later one is skipped. */
