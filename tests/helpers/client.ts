@@ -26,17 +26,30 @@ export class ClientProcess {
 
   constructor(
     args: string[],
-    options: { cwd?: string; lifetimeSec?: number; network?: boolean } = {},
+    options: {
+      cwd?: string;
+      lifetimeSec?: number;
+      network?: boolean;
+      /** Run inside this network namespace; `ip netns exec` execs the client, so signals reach it. */
+      netns?: string;
+    } = {},
   ) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--no-prompt",
-        MAIN_TS,
-        ...args,
-        ...(options.network ? [] : ISOLATED),
-      ],
+    const deno = [
+      "run",
+      "-A",
+      "--no-prompt",
+      MAIN_TS,
+      ...args,
+      ...(options.network ? [] : ISOLATED),
+    ];
+    const command = options.netns === undefined
+      ? { cmd: Deno.execPath(), args: deno }
+      : {
+        cmd: "ip",
+        args: ["netns", "exec", options.netns, Deno.execPath(), ...deno],
+      };
+    this.child = new Deno.Command(command.cmd, {
+      args: command.args,
       cwd: options.cwd,
       env: { NO_COLOR: "1", RUST_BACKTRACE: "0" },
       stdin: "null",

@@ -1,5 +1,6 @@
 // libtorrent 2.0 (Debian's python3-libtorrent) as a seeder or leecher on 127.0.0.1, through
-// lt_peer.py: TCP only, plaintext handshakes, no DHT/LSD/UPnP/NAT-PMP.
+// lt_peer.py: TCP only, plaintext handshakes, no DHT/LSD/UPnP/NAT-PMP. Inside a network
+// namespace a test made (`netns`), it may use another address of that namespace.
 
 import { DEBIAN_PYTHON } from "./mktorrent.ts";
 import { ExternalProcess } from "./process.ts";
@@ -20,6 +21,8 @@ export interface LibtorrentSeederOptions {
   uploadLimit?: number;
   /** Serve whatever part of the data is in dataDir, downloading the rest meanwhile (not a full seed). */
   partial?: boolean;
+  /** Run inside this network namespace (`ip netns exec`). */
+  netns?: string;
 }
 
 /** MSE/PE policy for both directions; "disabled" (plaintext only) unless given. */
@@ -38,17 +41,20 @@ export async function startLibtorrentSeeder(
   const lifetimeSec = options.lifetimeSec ?? 300;
   const process = ExternalProcess.spawn({
     name: "libtorrent seeder",
-    cmd: DEBIAN_PYTHON,
-    args: libtorrentPeerArgs({
-      mode: options.partial ? "share" : "seed",
-      torrent: options.torrent,
-      savePath: options.dataDir,
-      port: options.port ?? 0,
-      connect: options.connect ?? [],
-      timeoutSec: lifetimeSec,
-      encryption: options.encryption,
-      uploadLimit: options.uploadLimit,
-    }),
+    ...inNamespace(
+      options.netns,
+      DEBIAN_PYTHON,
+      libtorrentPeerArgs({
+        mode: options.partial ? "share" : "seed",
+        torrent: options.torrent,
+        savePath: options.dataDir,
+        port: options.port ?? 0,
+        connect: options.connect ?? [],
+        timeoutSec: lifetimeSec,
+        encryption: options.encryption,
+        uploadLimit: options.uploadLimit,
+      }),
+    ),
     lifetimeSec: lifetimeSec + 5,
   });
   try {
@@ -75,6 +81,10 @@ export interface LibtorrentLeecherOptions {
   timeoutSec: number;
   port?: number;
   encryption?: Encryption;
+  /** Run inside this network namespace (`ip netns exec`). */
+  netns?: string;
+  /** Listen on and dial from this address of the namespace; 127.0.0.1 unless given. */
+  interface?: string;
 }
 
 /** Downloads to saveDir and resolves with libtorrent's own timing (add_torrent to complete). */
@@ -83,8 +93,11 @@ export async function runLibtorrentLeecher(
 ): Promise<{ seconds: number }> {
   const process = ExternalProcess.spawn({
     name: "libtorrent leecher",
-    cmd: DEBIAN_PYTHON,
-    args: libtorrentLeecherArgs(options),
+    ...inNamespace(
+      options.netns,
+      DEBIAN_PYTHON,
+      libtorrentLeecherArgs(options),
+    ),
     lifetimeSec: options.timeoutSec + 15,
   });
   try {
@@ -111,7 +124,19 @@ export function libtorrentLeecherArgs(
     connect: options.connect,
     timeoutSec: options.timeoutSec,
     encryption: options.encryption,
+    interface: options.interface,
   });
+}
+
+/** The command that runs cmd with args, in a network namespace when one is given. */
+export function inNamespace(
+  netns: string | undefined,
+  cmd: string,
+  args: string[],
+): { cmd: string; args: string[] } {
+  return netns === undefined
+    ? { cmd, args }
+    : { cmd: "ip", args: ["netns", "exec", netns, cmd, ...args] };
 }
 
 function libtorrentPeerArgs(peer: {
@@ -123,6 +148,7 @@ function libtorrentPeerArgs(peer: {
   timeoutSec: number;
   encryption?: Encryption;
   uploadLimit?: number;
+  interface?: string;
 }): string[] {
   return [
     LT_PEER_SCRIPT,
@@ -140,6 +166,8 @@ function libtorrentPeerArgs(peer: {
     peer.encryption ?? "disabled",
     "--upload-limit",
     String(peer.uploadLimit ?? 0),
+    "--interface",
+    peer.interface ?? "127.0.0.1",
     ...peer.connect.flatMap((address) => ["--connect", address]),
   ];
 }

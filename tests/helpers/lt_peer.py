@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A libtorrent 2.0 peer for tests and the benchmark: seeds or leeches one torrent over plain
-TCP on 127.0.0.1 only.
+TCP on 127.0.0.1 only (or on --interface, inside a test's own network namespace).
 
 Lines printed (stdout), for the TypeScript side to wait on:
   LISTEN <port>          the session is listening (port 0 picks one)
@@ -94,6 +94,8 @@ def parse_args():
     parser.add_argument("--torrent", required=True)
     parser.add_argument("--save-path", required=True)
     parser.add_argument("--port", type=int, default=0, help="listen port, 0 picks one")
+    parser.add_argument("--interface", default="127.0.0.1",
+                        help="address to listen on and dial from (another one only in a test's namespace)")
     parser.add_argument("--mode", choices=["seed", "leech", "share"], required=True)
     parser.add_argument("--connect", action="append", default=[], metavar="HOST:PORT",
                         help="dial this peer directly (repeatable)")
@@ -108,8 +110,8 @@ def parse_args():
 def session_settings(args):
     policy = ENCRYPTION[args.encryption]
     return {
-        "listen_interfaces": f"127.0.0.1:{args.port}",
-        "outgoing_interfaces": "127.0.0.1",
+        "listen_interfaces": f"{args.interface}:{args.port}",
+        "outgoing_interfaces": args.interface,
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
