@@ -38,11 +38,14 @@ import type { PeerAddress } from "./tracker/types.ts";
 import { allowedFastSet } from "./wire/allowed_fast.ts";
 import {
   encodeExtensionHandshake,
-  EXTENSION_BIT,
-  EXTENSION_BYTE,
   type ExtensionName,
 } from "./wire/extension.ts";
-import { encodeHandshake, type Handshake } from "./wire/handshake.ts";
+import {
+  encodeHandshake,
+  type Handshake,
+  hasFlag,
+  reservedWith,
+} from "./wire/handshake.ts";
 import {
   PEX_FLAG_REACHABLE,
   PEX_FLAG_SEED,
@@ -89,9 +92,6 @@ const OPTIMISTIC_TICKS = 30;
 const MAX_REQUEST = 128 * 1024;
 /** A peer that alone sent this many pieces that failed their hash is banned. */
 const MAX_SOLE_FAILURES = 2;
-/** Reserved handshake bits we set: BEP 6 fast extension, BEP 5 DHT (byte 7). */
-const FAST_BIT = 0x04;
-const DHT_BIT = 0x01;
 /** Requests of a peer we queue at most (our BEP 10 `reqq`). */
 const UPLOAD_QUEUE = 500;
 
@@ -161,10 +161,9 @@ export class Torrent implements PeerOwner {
     });
     this.choker = new Choker(c.uploadSlots);
     this.publicSwarm = !meta.private;
-    const reserved = new Uint8Array(8);
-    reserved[7] |= FAST_BIT;
-    reserved[EXTENSION_BYTE] |= EXTENSION_BIT;
-    if (this.dht) reserved[7] |= DHT_BIT;
+    const reserved = reservedWith(
+      this.dht ? ["fast", "extension", "dht"] : ["fast", "extension"],
+    );
     this.handshake = {
       reserved,
       infoHash: meta.infoHash,
@@ -521,16 +520,15 @@ export class Torrent implements PeerOwner {
       {
         maxRequests: c.maxRequestsPerPeer,
         pipelineSeconds: c.pipelineSeconds,
-        fast: (opened.remote.reserved[7] & FAST_BIT) !== 0,
+        fast: hasFlag(opened.remote.reserved, "fast"),
         listenPortKnown: dialled,
         download: this.options.download,
         upload: this.options.upload,
-        extensionHandshake:
-          (opened.remote.reserved[EXTENSION_BYTE] & EXTENSION_BIT) !== 0
-            ? this.extensionHandshake
-            : null,
+        extensionHandshake: hasFlag(opened.remote.reserved, "extension")
+          ? this.extensionHandshake
+          : null,
         pex: this.pexEnabled,
-        dhtPort: this.dht && (opened.remote.reserved[7] & DHT_BIT) !== 0
+        dhtPort: this.dht && hasFlag(opened.remote.reserved, "dht")
           ? this.dht.port
           : 0,
         metadata: this.meta.infoBytes,

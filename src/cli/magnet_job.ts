@@ -14,23 +14,18 @@ import { MetadataFetcher } from "../metadata/fetcher.ts";
 import { PeerSources } from "../discovery/peer_sources.ts";
 import { Announcer } from "../tracker/announcer.ts";
 import type { PeerAddress } from "../tracker/types.ts";
-import {
-  encodeExtensionHandshake,
-  EXTENSION_BIT,
-  EXTENSION_BYTE,
-} from "../wire/extension.ts";
+import { encodeExtensionHandshake } from "../wire/extension.ts";
 import { makePeerId, VERSION } from "../version.ts";
+import { reservedWith } from "../wire/handshake.ts";
 import { formatBytes } from "./format.ts";
 import type { JobContext, StopReason } from "./torrent_job.ts";
 import { TorrentJob } from "./torrent_job.ts";
 
 /** Trackers are told this much is left while the size is unknown: not a seed. */
 const UNKNOWN_LEFT = 16 * 1024;
-const FAST_BIT = 0x04;
 /** How often an unconnected fetch asks the DHT again (at most once a minute: PeerSources). */
 const RETRY_EVERY_MS = 5000;
 const STATUS_EVERY_MS = 30_000;
-const DHT_BIT = 0x01;
 
 export class MagnetJob {
   constructor(
@@ -62,10 +57,9 @@ export class MagnetJob {
     const link = this.link;
     const c = this.config;
     const peerId = makePeerId();
-    const reserved = new Uint8Array(8);
-    reserved[EXTENSION_BYTE] |= EXTENSION_BIT;
-    reserved[7] |= FAST_BIT;
-    if (ctx.session.dht) reserved[7] |= DHT_BIT;
+    const reserved = reservedWith(
+      ctx.session.dht ? ["extension", "fast", "dht"] : ["extension", "fast"],
+    );
     const fetcher = new MetadataFetcher({
       handshake: { reserved, infoHash: link.infoHash, peerId },
       extensionHandshake: encodeExtensionHandshake({

@@ -7,8 +7,7 @@
 import type { PeerAddress } from "../tracker/types.ts";
 import { dialPeer } from "../peer/handshake_io.ts";
 import { type PeerRecord, Swarm } from "../swarm/swarm.ts";
-import type { Handshake } from "../wire/handshake.ts";
-import { EXTENSION_BIT, EXTENSION_BYTE } from "../wire/extension.ts";
+import { type Handshake, hasFlag } from "../wire/handshake.ts";
 import { MetadataAssembly } from "./assembly.ts";
 import { MetadataPeer, type MetadataPeerOwner } from "./metadata_peer.ts";
 
@@ -30,8 +29,6 @@ const REQUESTS_IN_FLIGHT = 16;
 const TICK_MS = 1000;
 /** A peer that rejected us is asked again no sooner than this. */
 const RETRY_RELUCTANT_MS = 5000;
-const FAST_BYTE = 7;
-const FAST_BIT = 0x04;
 
 export class MetadataFetcher implements MetadataPeerOwner {
   readonly swarm: Swarm;
@@ -168,7 +165,7 @@ export class MetadataFetcher implements MetadataPeerOwner {
       );
       if (this.stopped) return opened.conn.close();
       const reserved = opened.remote.reserved;
-      if ((reserved[EXTENSION_BYTE] & EXTENSION_BIT) === 0) {
+      if (!hasFlag(reserved, "extension")) {
         // No BEP 10: this peer cannot give us the dictionary.
         opened.conn.close();
         this.swarm.connectedTo(record.host, record.port, record.source);
@@ -187,7 +184,7 @@ export class MetadataFetcher implements MetadataPeerOwner {
       const task = peer.run(
         opened.leftover,
         this.options.extensionHandshake,
-        (reserved[FAST_BYTE] & FAST_BIT) !== 0,
+        hasFlag(reserved, "fast"),
       );
       this.tasks.add(task);
       task.finally(() => this.tasks.delete(task));

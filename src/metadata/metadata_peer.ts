@@ -75,7 +75,7 @@ export class MetadataPeer implements WireHandler {
     if (fast) this.out.simple(MessageId.HaveNone);
     this.flush();
     try {
-      if (leftover.length > 0) this.feed(leftover);
+      if (leftover.length > 0) this.reader.feed(leftover);
       while (this.closedReason === null) {
         const n = await this.conn.read(this.reader.space());
         if (n === null) return this.close("peer closed the connection");
@@ -164,17 +164,6 @@ export class MetadataPeer implements WireHandler {
   suggest(): void {}
   reject(): void {}
   allowedFast(): void {}
-
-  private feed(bytes: Uint8Array): void {
-    let off = 0;
-    while (off < bytes.length) {
-      const space = this.reader.space();
-      const n = Math.min(space.length, bytes.length - off);
-      space.set(bytes.subarray(off, off + n));
-      this.reader.commit(n);
-      off += n;
-    }
-  }
 
   private flush(): void {
     if (this.writing || this.out.length === 0 || this.closedReason !== null) {

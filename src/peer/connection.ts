@@ -582,14 +582,7 @@ export class PeerConnection implements WireHandler {
   }
 
   private accept(bytes: Uint8Array): void {
-    let off = 0;
-    while (off < bytes.length) {
-      const space = this.reader.space();
-      const n = Math.min(space.length, bytes.length - off);
-      space.set(bytes.subarray(off, off + n));
-      this.reader.commit(n);
-      off += n;
-    }
+    this.reader.feed(bytes);
     this.afterInput();
   }
 

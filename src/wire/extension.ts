@@ -8,9 +8,6 @@ import { encode } from "../bencode/encode.ts";
 import { type BDict, BencodeError } from "../bencode/types.ts";
 import { isDict } from "../bencode/access.ts";
 
-/** BEP 10: bit 20 from the right of the reserved bytes, i.e. reserved[5] & 0x10. */
-export const EXTENSION_BYTE = 5;
-export const EXTENSION_BIT = 0x10;
 /** Extended message id 0 is the handshake itself. */
 export const EXTENDED_HANDSHAKE_ID = 0;
 

@@ -9,6 +9,33 @@ export interface Handshake {
   peerId: Uint8Array;
 }
 
+/**
+ * Reserved-byte flags we use, as [byte, mask]: BEP 10 extension protocol
+ * (bit 20 from the right), BEP 5 DHT and BEP 6 fast extension (byte 7).
+ */
+export const ReservedFlag = {
+  extension: [5, 0x10],
+  dht: [7, 0x01],
+  fast: [7, 0x04],
+} as const;
+
+export type ReservedFlagName = keyof typeof ReservedFlag;
+
+/** Reserved bytes with the given flags set. */
+export function reservedWith(flags: ReservedFlagName[]): Uint8Array {
+  const reserved = new Uint8Array(8);
+  for (const flag of flags) {
+    const [byte, mask] = ReservedFlag[flag];
+    reserved[byte] |= mask;
+  }
+  return reserved;
+}
+
+export function hasFlag(reserved: Uint8Array, flag: ReservedFlagName): boolean {
+  const [byte, mask] = ReservedFlag[flag];
+  return (reserved[byte] & mask) !== 0;
+}
+
 export class WireError extends Error {
   override name = "WireError";
 }

@@ -72,6 +72,18 @@ export class WireReader {
     if (this.start === this.end) this.start = this.end = 0;
   }
 
+  /** Takes bytes read elsewhere (those that followed the handshake) as if read into space(). */
+  feed(bytes: Uint8Array): void {
+    let off = 0;
+    while (off < bytes.length) {
+      const space = this.space();
+      const n = Math.min(space.length, bytes.length - off);
+      space.set(bytes.subarray(off, off + n));
+      this.commit(n);
+      off += n;
+    }
+  }
+
   private dispatch(at: number, length: number): void {
     const h = this.handler;
     if (length === 0) return h.keepAlive();

@@ -3,12 +3,12 @@
 // client must reject it by its SHA-1 and fetch the dictionary elsewhere. It
 // has no pieces and never unchokes.
 
-import { decodeHandshake, encodeHandshake } from "../../src/wire/handshake.ts";
 import {
-  EXTENSION_BIT,
-  EXTENSION_BYTE,
-  parseExtensionHandshake,
-} from "../../src/wire/extension.ts";
+  decodeHandshake,
+  encodeHandshake,
+  reservedWith,
+} from "../../src/wire/handshake.ts";
+import { parseExtensionHandshake } from "../../src/wire/extension.ts";
 import { MessageId, OutBuffer } from "../../src/wire/messages.ts";
 import { encode } from "../../src/bencode/encode.ts";
 import {
@@ -61,8 +61,7 @@ export function startMetadataLiar(
       };
       await readAtLeast(68);
       decodeHandshake(input); // throws unless it is a BitTorrent handshake
-      const reserved = new Uint8Array(8);
-      reserved[EXTENSION_BYTE] |= EXTENSION_BIT;
+      const reserved = reservedWith(["extension"]);
       const out = new OutBuffer();
       out.extended(
         0,
