@@ -1,6 +1,7 @@
 // libtorrent 2.0 (Debian's python3-libtorrent) as a seeder or leecher on 127.0.0.1, through
 // lt_peer.py: TCP only, plaintext handshakes, no DHT/LSD/UPnP/NAT-PMP. Inside a network
-// namespace a test made (`netns`), it may use another address of that namespace.
+// namespace a test made (`netns`), it may use another address of that namespace, and a
+// seeder may run local service discovery (BEP 14 multicast).
 
 import { DEBIAN_PYTHON } from "./mktorrent.ts";
 import { ExternalProcess } from "./process.ts";
@@ -23,6 +24,10 @@ export interface LibtorrentSeederOptions {
   partial?: boolean;
   /** Run inside this network namespace (`ip netns exec`). */
   netns?: string;
+  /** Listen on this address of the namespace; 127.0.0.1 unless given. */
+  interface?: string;
+  /** Local service discovery on: only with `netns`, since it multicasts. */
+  lsd?: boolean;
 }
 
 /** MSE/PE policy for both directions; "disabled" (plaintext only) unless given. */
@@ -53,6 +58,8 @@ export async function startLibtorrentSeeder(
         timeoutSec: lifetimeSec,
         encryption: options.encryption,
         uploadLimit: options.uploadLimit,
+        interface: options.interface,
+        lsd: options.lsd,
       }),
     ),
     lifetimeSec: lifetimeSec + 5,
@@ -149,6 +156,7 @@ function libtorrentPeerArgs(peer: {
   encryption?: Encryption;
   uploadLimit?: number;
   interface?: string;
+  lsd?: boolean;
 }): string[] {
   return [
     LT_PEER_SCRIPT,
@@ -169,5 +177,6 @@ function libtorrentPeerArgs(peer: {
     "--interface",
     peer.interface ?? "127.0.0.1",
     ...peer.connect.flatMap((address) => ["--connect", address]),
+    ...(peer.lsd ? ["--lsd"] : []),
   ];
 }

@@ -104,6 +104,8 @@ def parse_args():
                         help="MSE/PE policy for both directions (default: plaintext only)")
     parser.add_argument("--upload-limit", type=int, default=0, metavar="BYTES_PER_S",
                         help="upload rate cap, 0 for none (to make a transfer last)")
+    parser.add_argument("--lsd", action="store_true",
+                        help="local service discovery on (it multicasts: only in a test's namespace)")
     return parser.parse_args()
 
 
@@ -113,7 +115,7 @@ def session_settings(args):
         "listen_interfaces": f"{args.interface}:{args.port}",
         "outgoing_interfaces": args.interface,
         "enable_dht": False,
-        "enable_lsd": False,
+        "enable_lsd": args.lsd,
         "enable_upnp": False,
         "enable_natpmp": False,
         # TCP only: uTP on loopback would hide the TCP path we want to test and benchmark.
