@@ -39,17 +39,8 @@ export class NatPmpClient implements MappingClient {
     signal: AbortSignal,
   ): Promise<{ lease: Lease; gatewayRestarted: boolean }> {
     const waits = request.probing ? PROBE_WAITS : RENEW_WAITS;
-    let gatewayRestarted = false;
-    if (this.#externalAddress === undefined) {
-      const reply = await this.#exchange(
-        encodeExternalAddressRequest(),
-        waits,
-        (r) => r.kind === "address" ? r : undefined,
-        signal,
-      );
-      gatewayRestarted = reply.restarted;
-      this.#externalAddress = reply.response.externalAddress;
-    }
+    const gatewayRestarted = this.#externalAddress === undefined &&
+      await this.#askExternalAddress(waits, signal);
     const { protocol, internalPort } = request;
     const reply = await this.#exchange(
       encodeMapRequest(
@@ -70,16 +61,14 @@ export class NatPmpClient implements MappingClient {
     if (granted.externalPort === 0 || granted.lifetimeSeconds === 0) {
       throw new PortMappingError(`${this.gateway} granted no mapping`);
     }
-    if (reply.restarted) {
-      // §3.7: the address may have changed with the restart; ask again next time.
-      this.#externalAddress = undefined;
-    }
+    // §3.7: the address may have changed with the restart.
+    if (reply.restarted) await this.#askExternalAddress(waits, signal);
     return {
       lease: {
         protocol,
         internalPort,
         externalPort: granted.externalPort,
-        externalAddress: this.#externalAddress ?? "0.0.0.0",
+        externalAddress: this.#externalAddress!,
         lifetimeSeconds: granted.lifetimeSeconds,
       },
       gatewayRestarted: gatewayRestarted || reply.restarted,
@@ -107,6 +96,21 @@ export class NatPmpClient implements MappingClient {
 
   close(): void {
     this.socket.close();
+  }
+
+  /** §3.2; true if the answer shows the gateway restarted. */
+  async #askExternalAddress(
+    waits: readonly number[],
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const reply = await this.#exchange(
+      encodeExternalAddressRequest(),
+      waits,
+      (r) => r.kind === "address" ? r : undefined,
+      signal,
+    );
+    this.#externalAddress = reply.response.externalAddress;
+    return reply.restarted;
   }
 
   /** One request until a matching success; the answer's epoch checked on the way. */

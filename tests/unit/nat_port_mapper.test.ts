@@ -309,8 +309,15 @@ Deno.test("PortMapper, NAT-PMP: a restarted gateway (epoch back to 0) is noticed
   try {
     assert.equal((await mapper.ready(3000))?.method, "natpmp");
     gateway.restart();
+    const before = gateway.requests.length;
     await log.waitFor(/127\.0\.0\.1 lost its mappings/, 3500);
     assert.equal(gateway.mappings.size, 1);
+    // §3.7: the external address is asked again, and it has not changed.
+    assert.deepEqual(
+      gateway.requests.slice(before).map((r) => [r.version, r.opcode]),
+      [[0, 2], [0, 0]],
+    );
+    assert.equal(log.count(/is now reached at/), 0, log.lines.join("\n"));
   } finally {
     await mapper.close();
     gateway.close();
