@@ -136,13 +136,14 @@ export class PortMapper {
       (tables && defaultGateway(tables.routes));
     const order = method === "auto" ? AUTO_ORDER : [method];
     // The search takes a second or so: in auto mode it runs while PCP and
-    // NAT-PMP are tried.
+    // NAT-PMP are tried, and stops when one of them works.
+    const search = new AbortController();
     const gateways = order.includes("upnp")
       ? this.#tracked(
         discoverGateways(
           this.#options.ssdpTarget ?? SSDP_MULTICAST,
           this.#report,
-          this.#abort.signal,
+          AbortSignal.any([this.#abort.signal, search.signal]),
         ),
       )
       : Promise.resolve([]);
@@ -162,6 +163,7 @@ export class PortMapper {
           client.close();
           return;
         }
+        search.abort();
         this.#client = client;
         this.#leases.set("tcp", lease);
         this.#options.log(
@@ -372,9 +374,17 @@ export class PortMapper {
   }
 }
 
-/** Half the granted lifetime (RFC 6886 §3.3, RFC 6887 §11.2.1); a permanent UPnP mapping is refreshed as often as a leased one would be. */
+/**
+ * Half the granted lifetime (RFC 6886 §3.3, RFC 6887 §11.2.1), and never
+ * later than half the lease asked for: a permanent UPnP mapping is refreshed
+ * as often as a leased one would be, and a gateway granting 2^32 s does not
+ * overflow the timer.
+ */
 function renewalDelay(lease: Lease, options: PortMapperOptions): number {
-  const seconds = lease.lifetimeSeconds || options.leaseSeconds;
+  const seconds = Math.min(
+    lease.lifetimeSeconds || options.leaseSeconds,
+    options.leaseSeconds,
+  );
   return Math.max(MIN_RENEWAL_MS, seconds * 500);
 }
 

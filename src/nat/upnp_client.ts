@@ -6,11 +6,13 @@
 // to the address that answered the search, and to nowhere it redirects.
 
 import dgram from "node:dgram";
+import { isIPv4 } from "node:net";
 import {
   type ConnectionService,
   decodeSoapResponse,
   encodeSoapRequest,
   findConnectionService,
+  type SoapResult,
   UPNP_ERRORS,
 } from "./igd.ts";
 import {
@@ -166,6 +168,8 @@ export class UpnpClient implements MappingClient {
       }
       if (state === "taken") externalPort = otherPort(previous.externalPort);
     }
+    // Asked first: it shows the control URL works before anything is mapped.
+    this.#externalAddress ??= await this.#externalIp(signal);
     let lifetimeSeconds = request.lifetimeSeconds;
     for (let tries = 0;; tries++) {
       const added = await this.#call(
@@ -180,11 +184,10 @@ export class UpnpClient implements MappingClient {
         signal,
       );
       if (added.kind === "ok") break;
-      const fault = added.kind === "fault" ? added : undefined;
-      if (fault?.code === UPNP_ERRORS.onlyPermanentLeases && lifetimeSeconds) {
+      if (added.code === UPNP_ERRORS.onlyPermanentLeases && lifetimeSeconds) {
         lifetimeSeconds = 0; // then deleted at exit, or never if we are killed
       } else if (
-        fault?.code === UPNP_ERRORS.conflict && tries < CONFLICT_RETRIES
+        added.code === UPNP_ERRORS.conflict && tries < CONFLICT_RETRIES
       ) {
         externalPort = otherPort(externalPort);
       } else {
@@ -195,7 +198,6 @@ export class UpnpClient implements MappingClient {
         );
       }
     }
-    this.#externalAddress ??= await this.#externalIp(signal);
     return {
       lease: {
         protocol,
@@ -255,12 +257,17 @@ export class UpnpClient implements MappingClient {
 
   async #externalIp(signal: AbortSignal): Promise<string> {
     const reply = await this.#call("GetExternalIPAddress", [], signal);
-    const address = reply.kind === "ok"
-      ? reply.values.get("NewExternalIPAddress")
-      : undefined;
-    if (!address) {
+    if (reply.kind !== "ok") {
       throw new PortMappingError(
         `${this.gateway} did not tell its external address: ${describe(reply)}`,
+      );
+    }
+    const address = reply.values.get("NewExternalIPAddress") ?? "";
+    if (!isIPv4(address)) {
+      throw new PortMappingError(
+        `${this.gateway} gave ${
+          JSON.stringify(address.slice(0, 40))
+        } as its external address`,
       );
     }
     return address;
@@ -271,7 +278,7 @@ export class UpnpClient implements MappingClient {
     action: string,
     args: ReadonlyArray<readonly [string, string]>,
     signal: AbortSignal,
-  ) {
+  ): Promise<Exclude<SoapResult, { kind: "malformed" }>> {
     const { serviceType, controlUrl } = this.service;
     const { body, soapAction } = encodeSoapRequest(serviceType, action, args);
     const reply = await httpRequest(controlUrl, {
@@ -323,13 +330,10 @@ function otherPort(avoid: number): number {
   }
 }
 
-function describe(result: ReturnType<typeof decodeSoapResponse>): string {
-  if (result.kind === "fault") {
-    return `error ${result.code}${
-      result.description ? ` ${result.description}` : ""
-    }`;
-  }
-  return result.kind === "ok" ? "an empty answer" : result.reason;
+function describe(fault: { code: number; description: string }): string {
+  return `error ${fault.code}${
+    fault.description ? ` ${fault.description}` : ""
+  }`;
 }
 
 /**

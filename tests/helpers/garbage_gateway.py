@@ -22,6 +22,7 @@ SSDP_GROUP = "239.255.255.250"
 HTTP_PORT = 5000
 IGD = "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
 WAN_IP = "urn:schemas-upnp-org:service:WANIPConnection:1"
+WAN_PPP = "urn:schemas-upnp-org:service:WANPPPConnection:1"
 
 
 def log(*words):
@@ -63,7 +64,8 @@ def ssdp_answers(lan_address, elsewhere):
         b"HTTP/1.1 200 OK\r\nST: " + IGD.encode() + b"\r\n\r\n",   # no LOCATION
         answer(f"http://{elsewhere}:{HTTP_PORT}/rootDesc.xml"),     # points at another host
         answer(f"http://{lan_address}:{HTTP_PORT}/broken.xml"),     # description is garbage
-        answer(f"http://{lan_address}:{HTTP_PORT}/rootDesc.xml"),   # SOAP answers are garbage
+        answer(f"http://{lan_address}:{HTTP_PORT}/rootDesc.xml"),   # AddPortMapping answers garbage
+        answer(f"http://{lan_address}:{HTTP_PORT}/ppp.xml"),        # its external address is garbage
     ]
 
 
@@ -86,13 +88,25 @@ def serve_ssdp(server, lan_address, elsewhere):
             server.sendto(reply, peer)
 
 
-DESCRIPTION = (
-    '<?xml version="1.0"?><root xmlns="urn:schemas-upnp-org:device-1-0"><device>'
-    "<deviceType>" + IGD + "</deviceType><deviceList><device><deviceList><device><serviceList>"
-    "<service><serviceType>" + WAN_IP + "</serviceType><controlURL>/ctl/IPConn</controlURL>"
-    "</service></serviceList></device></deviceList></device></deviceList></device></root>"
-)
+def description(service, control_url):
+    return (
+        '<?xml version="1.0"?><root xmlns="urn:schemas-upnp-org:device-1-0"><device>'
+        f"<deviceType>{IGD}</deviceType><deviceList><device><deviceList><device><serviceList>"
+        f"<service><serviceType>{service}</serviceType><controlURL>{control_url}</controlURL>"
+        "</service></serviceList></device></deviceList></device></deviceList></device></root>"
+    )
+
+
+DESCRIPTIONS = {
+    "/rootDesc.xml": description(WAN_IP, "/ctl/IPConn"),
+    "/ppp.xml": description(WAN_PPP, "/ctl/PPP"),
+}
 BROKEN = "<root><device><serviceList><service><serviceType>" + WAN_IP + "</servi\x00\xff<<<"
+
+
+def soap_reply(action, values):
+    return (f'<s:Envelope><s:Body><u:{action}Response xmlns:u="{WAN_IP}">{values}'
+            f"</u:{action}Response></s:Body></s:Envelope>")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -101,14 +115,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         log("HTTP GET", self.path)
-        self.reply(200, DESCRIPTION if self.path == "/rootDesc.xml" else BROKEN)
+        self.reply(200, DESCRIPTIONS.get(self.path, BROKEN))
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
         self.rfile.read(min(length, 65536))
-        log("HTTP POST", self.path, self.headers.get("SOAPAction", ""))
-        # A 500 that is not a SOAP fault, then a body that is not XML at all.
-        self.reply(500, "<s:Envelope><s:Body><s:Fault><faultstring>Boom</faultstring>")
+        action = self.headers.get("SOAPAction", "").strip('"').rpartition("#")[2]
+        log("HTTP POST", self.path, action)
+        if self.path == "/ctl/PPP":
+            address = "<NewExternalIPAddress>&lt;script&gt;</NewExternalIPAddress>"
+            self.reply(200, soap_reply(action, address))
+        elif action == "GetExternalIPAddress":
+            address = "<NewExternalIPAddress>10.77.0.1</NewExternalIPAddress>"
+            self.reply(200, soap_reply(action, address))
+        else:
+            # A 500 that is a SOAP fault without a UPnP error code, cut short.
+            self.reply(500, "<s:Envelope><s:Body><s:Fault><faultstring>Boom</faultstring>")
 
     def reply(self, status, text):
         body = text.encode("utf-8", "surrogateescape")
