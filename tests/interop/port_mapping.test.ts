@@ -78,13 +78,13 @@ async function withLab(
   }
 }
 
-/** `seed` in the LAN namespace; the config sets the port mapping. */
+/** `seed` in the LAN namespace, without DHT unless the config turns it on; the config sets the port mapping. */
 async function startSeeder(
   { lab, fixture }: Setup,
   config: Record<string, unknown>,
   extra: string[] = [],
 ): Promise<ClientProcess> {
-  const file = await writeConfig(fixture, config);
+  const file = await writeConfig(fixture, { dht: false, ...config });
   return new ClientProcess([
     "seed",
     fixture.torrent,
@@ -94,7 +94,6 @@ async function startSeeder(
     String(LISTEN_PORT),
     "--config",
     file,
-    "--no-dht",
     "--no-lsd",
     ...extra,
   ], { netns: lab.lan, network: true, lifetimeSec: 90 });
@@ -199,25 +198,43 @@ async function stopAndCheckClean(
   const end = await client.wait();
   assert.equal(end.code, signal === "SIGINT" ? 130 : 143, end.output);
   assert.match(end.output, /port mapping: deleted TCP 10\.77\.0\.1:\d+/);
+  assert.doesNotMatch(end.output, /did not confirm deleting/);
   assert.deepEqual(await lab.rules(), [], "no rule left in miniupnpd's chains");
   return end;
 }
 
-Deno.test("port mapping, PCP (auto mode): seeds to a WAN leecher through the NAT, remapped after a gateway restart, gone at exit", async () => {
+Deno.test("port mapping, PCP (auto mode): TCP and the DHT's UDP port; seeds to a WAN leecher through the NAT, both remapped after a gateway restart, gone at exit", async () => {
   await withLab("miniupnpd", async (setup) => {
+    const { lab } = setup;
+    // The DHT listens on UDP, so that port is mapped too; no bootstrap node: it stays in the LAN.
     const client = await startSeeder(setup, {
       portMapping: "auto",
       portMappingLeaseSeconds: LEASE_SECONDS,
+      dht: true,
+      dhtBootstrap: [],
     });
+    const both = [
+      { protocol: "tcp", externalPort: LISTEN_PORT },
+      { protocol: "udp", externalPort: LISTEN_PORT },
+    ];
     try {
       const mapped = await mappedPort(client, "PCP");
       assert.equal(mapped.port, LISTEN_PORT);
-      assert.deepEqual(await setup.lab.mappings(), [{
-        protocol: "tcp",
-        externalPort: LISTEN_PORT,
-      }]);
+      await client.waitForLine(
+        /10\.77\.0\.1:6881 forwards to UDP port 6881/,
+        5000,
+      );
+      assert.deepEqual(await lab.mappings(), both);
       await leechThroughNat(setup, mapped.port);
       await restartAndRemap(setup, client, mapped.port, mapped.at);
+      // The restart seen on the TCP renewal sends the UDP one at once.
+      await waitForRouter(
+        lab,
+        (ports) => ports.length === 2,
+        3000,
+        "UDP remap",
+      );
+      assert.deepEqual(await lab.mappings(), both);
       const end = await stopAndCheckClean(setup, client, "SIGINT");
       assert.equal(
         end.output.match(/forwards to TCP port/g)?.length,
