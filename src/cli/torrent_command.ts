@@ -127,16 +127,6 @@ async function runAll(
   try {
     if (online.length + magnets.length > 0) {
       const listenPort = session.listen(config.listenPort);
-      if (config.portMapping !== "off") {
-        mapper = PortMapper.start({
-          method: config.portMapping as PortMapperOptions["method"],
-          gateway: config.gateway,
-          tcpPort: listenPort,
-          udpPort: config.dht ? listenPort : undefined, // the DHT's socket
-          leaseSeconds: config.portMappingLeaseSeconds,
-          log,
-        });
-      }
       // BEP 27: private torrents never use them, so a run of only those starts neither.
       const anyPublic = magnets.length > 0 ||
         online.some((j) => !j.meta.private);
@@ -146,6 +136,16 @@ async function runAll(
         lsd: config.lsd && anyPublic,
         stateDir: path.join(path.resolve(config.downloadDir), ".btclient"),
       }, listenPort);
+      if (config.portMapping !== "off") {
+        mapper = PortMapper.start({
+          method: config.portMapping as PortMapperOptions["method"],
+          gateway: config.gateway,
+          tcpPort: listenPort,
+          udpPort: session.dht?.port,
+          leaseSeconds: config.portMappingLeaseSeconds,
+          log,
+        });
+      }
       const mapped = await mapper?.ready(PORT_MAPPING_START_WAIT_MS);
       const announcePort = mapped?.externalPort ?? listenPort;
       const download = new Bandwidth(config.downloadLimit);
