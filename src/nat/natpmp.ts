@@ -16,7 +16,7 @@
 
 import type { TransportProtocol } from "./types.ts";
 
-export const NATPMP_VERSION = 0;
+const NATPMP_VERSION = 0;
 
 const OPCODE_EXTERNAL_ADDRESS = 0;
 const OPCODE_MAP: Record<TransportProtocol, number> = { udp: 1, tcp: 2 };
@@ -24,7 +24,7 @@ const OPCODE_MAP: Record<TransportProtocol, number> = { udp: 1, tcp: 2 };
 const RESPONSE_BIT = 128;
 
 /** §3.5 result codes; the names are what a log shows. */
-export const NATPMP_RESULTS: Record<number, string> = {
+const NATPMP_RESULTS: Record<number, string> = {
   0: "success",
   1: "unsupported version",
   2: "not authorized or refused",

@@ -15,7 +15,7 @@
 
 import type { TransportProtocol } from "./types.ts";
 
-export const PCP_VERSION = 2;
+const PCP_VERSION = 2;
 const OPCODE_MAP = 1;
 const RESPONSE_BIT = 0x80;
 const MAP_LENGTH = 60;
@@ -24,7 +24,7 @@ const MAX_LENGTH = 1100;
 const PROTOCOL_NUMBERS: Record<TransportProtocol, number> = { tcp: 6, udp: 17 };
 
 /** §7.4 result codes; the names are what a log shows. */
-export const PCP_RESULTS: Record<number, string> = {
+const PCP_RESULTS: Record<number, string> = {
   0: "SUCCESS",
   1: "UNSUPP_VERSION",
   2: "NOT_AUTHORIZED",
