@@ -136,7 +136,7 @@ export function libtorrentLeecherArgs(
 }
 
 /** The command that runs cmd with args, in a network namespace when one is given. */
-export function inNamespace(
+function inNamespace(
   netns: string | undefined,
   cmd: string,
   args: string[],
