@@ -5,7 +5,7 @@
 // to the torrent (or metadata fetch) they belong to.
 
 import * as path from "node:path";
-import { readHandshake } from "./peer/handshake_io.ts";
+import { type OpenedPeer, readHandshake } from "./peer/handshake_io.ts";
 import { toHex } from "./metainfo/metainfo.ts";
 import type { Torrent } from "./torrent.ts";
 import type { PeerAddress } from "./tracker/types.ts";
@@ -23,13 +23,15 @@ export interface DiscoverySettings {
 /** Something that takes peers for one info-hash: a torrent, or a magnet link's metadata fetch. */
 export interface PeerSink {
   addPeers(peers: PeerAddress[], source: string): void;
+  /** Takes over an incoming connection whose handshake named this info-hash. */
+  acceptIncoming(opened: OpenedPeer, host: string, port: number): Promise<void>;
 }
 
 export class Session {
   dht: DhtNode | null = null;
   lsd: LocalDiscovery | null = null;
   private listener: Deno.TcpListener | null = null;
-  private torrents = new Map<string, Torrent>();
+  /** Torrents and metadata fetches by info-hash (hex). */
   private sinks = new Map<string, PeerSink>();
   private acceptLoop: Promise<void> | null = null;
   private pending = new Set<Deno.Conn>();
@@ -93,18 +95,14 @@ export class Session {
   }
 
   add(torrent: Torrent): void {
-    this.torrents.set(torrent.meta.infoHashHex, torrent);
-    this.sinks.set(torrent.meta.infoHashHex, torrent);
+    this.addSink(torrent.meta.infoHashHex, torrent);
   }
 
   remove(torrent: Torrent): void {
-    if (this.torrents.get(torrent.meta.infoHashHex) === torrent) {
-      this.torrents.delete(torrent.meta.infoHashHex);
-      this.sinks.delete(torrent.meta.infoHashHex);
-    }
+    this.removeSink(torrent.meta.infoHashHex, torrent);
   }
 
-  /** Routes discovered peers for an info-hash whose torrent does not exist yet. */
+  /** Routes incoming and discovered peers for an info-hash (a magnet link's fetch has no Torrent yet). */
   addSink(infoHashHex: string, sink: PeerSink): void {
     this.sinks.set(infoHashHex, sink);
   }
@@ -133,8 +131,8 @@ export class Session {
         this.handshakeTimeoutMs,
       );
       this.pending.delete(conn);
-      const torrent = this.torrents.get(toHex(remote.infoHash));
-      if (!torrent) {
+      const sink = this.sinks.get(toHex(remote.infoHash));
+      if (!sink) {
         conn.close();
         return;
       }
@@ -142,7 +140,7 @@ export class Session {
       const host = addr.hostname.startsWith("::ffff:")
         ? addr.hostname.slice(7)
         : addr.hostname;
-      await torrent.acceptIncoming({ conn, remote, leftover }, host, addr.port);
+      await sink.acceptIncoming({ conn, remote, leftover }, host, addr.port);
     } catch {
       if (this.pending.delete(conn)) {
         try {

@@ -15,6 +15,7 @@ import {
 import {
   dialPeer,
   type OpenedPeer,
+  peerIdKey,
   sameBytes,
   writeAll,
 } from "./peer/handshake_io.ts";
@@ -35,6 +36,8 @@ import { score } from "./swarm/rating.ts";
 import { type PeerRecord, Swarm } from "./swarm/swarm.ts";
 import { Announcer } from "./tracker/announcer.ts";
 import type { PeerAddress } from "./tracker/types.ts";
+import type { HandedOverPeer } from "./metadata/metadata_peer.ts";
+import type { TakenOverStream } from "./peer/prior_state.ts";
 import { allowedFastSet } from "./wire/allowed_fast.ts";
 import {
   encodeExtensionHandshake,
@@ -259,7 +262,7 @@ export class Torrent implements PeerOwner {
     port: number,
   ): Promise<void> {
     if (
-      this.stopped || this.bannedPeerIds.has(idKey(opened.remote.peerId)) ||
+      this.stopped || this.bannedPeerIds.has(peerIdKey(opened.remote.peerId)) ||
       !this.makeRoom()
     ) {
       opened.conn.close();
@@ -271,10 +274,27 @@ export class Torrent implements PeerOwner {
       opened.conn.close();
       return;
     }
+    if (this.stopped || !this.swarm.hasRoom) return opened.conn.close();
     const record = this.swarm.connectedTo(host, port, "incoming");
     // An incoming peer's port is ephemeral: it cannot be dialled back.
     record.excluded = true;
     this.adopt(opened, record, false);
+  }
+
+  /** Takes over a live connection from a magnet link's metadata fetch. */
+  adoptHandedOver(peer: HandedOverPeer): void {
+    if (
+      this.stopped ||
+      this.bannedPeerIds.has(peerIdKey(peer.opened.remote.peerId)) ||
+      !this.makeRoom()
+    ) {
+      peer.opened.conn.close();
+      return;
+    }
+    const dialled = peer.source !== "incoming";
+    const record = this.swarm.connectedTo(peer.host, peer.port, peer.source);
+    if (!dialled) record.excluded = true;
+    this.adopt(peer.opened, record, dialled, peer);
   }
 
   /** Addresses that sent us data, most first (complete once stop() has closed the peers). */
@@ -313,7 +333,8 @@ export class Torrent implements PeerOwner {
       );
     }
     this.store.close();
-    await Promise.all([this.announcer?.stop(3000), this.peerSources?.stop()]);
+    this.peerSources?.stop();
+    await this.announcer?.stop(3000);
   }
 
   // --- PeerOwner: downloading ---
@@ -485,7 +506,7 @@ export class Torrent implements PeerOwner {
       );
       if (
         this.stopped || !this.swarm.hasRoom ||
-        this.bannedPeerIds.has(idKey(opened.remote.peerId))
+        this.bannedPeerIds.has(peerIdKey(opened.remote.peerId))
       ) {
         opened.conn.close();
         return;
@@ -501,6 +522,7 @@ export class Torrent implements PeerOwner {
     opened: OpenedPeer,
     record: PeerRecord,
     dialled: boolean,
+    takenOver?: TakenOverStream,
   ): void {
     if (sameBytes(opened.remote.peerId, this.options.peerId)) {
       // We dialled ourselves (a tracker returned our own address).
@@ -543,7 +565,7 @@ export class Torrent implements PeerOwner {
       this.meta.pieceCount,
     )
       .filter((i) => this.have.has(i));
-    const task = peer.run(opened.leftover, this.have, offered);
+    const task = peer.run(opened.leftover, this.have, offered, takenOver);
     this.tasks.add(task);
     task.finally(() => this.tasks.delete(task));
   }
@@ -646,7 +668,7 @@ export class Torrent implements PeerOwner {
     this.swarm.ban(record);
     for (const peer of this.connections) {
       if (peer.num !== num) continue;
-      this.bannedPeerIds.add(idKey(peer.peerId));
+      this.bannedPeerIds.add(peerIdKey(peer.peerId));
       peer.close(`banned: ${reason}`, true);
     }
     this.options.log(
@@ -762,10 +784,6 @@ export class Torrent implements PeerOwner {
       }
     }
   }
-}
-
-function idKey(peerId: Uint8Array): string {
-  return String.fromCharCode(...peerId);
 }
 
 /** The host and port of an addressKey() string. */

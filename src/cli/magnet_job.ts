@@ -9,7 +9,8 @@ import * as path from "node:path";
 import type { Config } from "../config.ts";
 import { encode } from "../bencode/encode.ts";
 import type { MagnetLink } from "../metainfo/magnet.ts";
-import { parseMetainfo } from "../metainfo/metainfo.ts";
+import { type Metainfo, parseMetainfo } from "../metainfo/metainfo.ts";
+import type { HandedOverPeer } from "../metadata/metadata_peer.ts";
 import { MetadataFetcher } from "../metadata/fetcher.ts";
 import { PeerSources } from "../discovery/peer_sources.ts";
 import { Announcer } from "../tracker/announcer.ts";
@@ -21,6 +22,15 @@ import { formatBytes } from "./format.ts";
 import type { JobContext, StopReason } from "./torrent_job.ts";
 import { TorrentJob } from "./torrent_job.ts";
 
+/** What a fetch gives the download: its job, addresses to dial, and live connections. */
+export interface FetchedMagnet {
+  job: TorrentJob;
+  peers: PeerAddress[];
+  handedOver: HandedOverPeer[];
+}
+
+/** Peer sources a private torrent (BEP 27) must not use. */
+const TRACKERLESS = new Set(["dht", "lsd", "pex"]);
 /** Trackers are told this much is left while the size is unknown: not a seed. */
 const UNKNOWN_LEFT = 16 * 1024;
 /** How often an unconnected fetch asks the DHT again (at most once a minute: PeerSources). */
@@ -53,7 +63,7 @@ export class MagnetJob {
    */
   async fetch(
     ctx: JobContext,
-  ): Promise<{ job: TorrentJob; peers: PeerAddress[] } | StopReason> {
+  ): Promise<FetchedMagnet | StopReason> {
     const link = this.link;
     const c = this.config;
     const peerId = makePeerId();
@@ -64,10 +74,13 @@ export class MagnetJob {
       handshake: { reserved, infoHash: link.infoHash, peerId },
       extensionHandshake: encodeExtensionHandshake({
         extensions: c.pex ? ["ut_metadata", "ut_pex"] : ["ut_metadata"],
-        listenPort: ctx.listenPort,
+        listenPort: ctx.announcePort,
         client: `btclient ${VERSION}`,
         maxRequests: 500,
       }),
+      pex: c.pex,
+      dhtPort: ctx.session.dht?.port ?? 0,
+      onDhtNode: (host, port) => ctx.session.dht?.addNode(host, port),
       maxPeers: ctx.maxPeers,
       maxHalfOpen: c.maxHalfOpen,
       reconnectBaseMs: c.reconnectBaseSeconds * 1000,
@@ -113,25 +126,34 @@ export class MagnetJob {
         );
       }
     }, RETRY_EVERY_MS);
+    let meta: Metainfo | null = null;
+    let torrentBytes: Uint8Array;
     let outcome: Uint8Array | StopReason;
+    let handedOver: HandedOverPeer[] = [];
     try {
       outcome = await Promise.race([fetcher.done, ctx.stop]);
+      if (typeof outcome === "string") return outcome;
+      torrentBytes = torrentFile(outcome, link.trackers);
+      meta = parseMetainfo(torrentBytes);
     } finally {
       clearInterval(retry);
       ctx.session.removeSink(link.infoHashHex, fetcher);
-      await Promise.all([
-        fetcher.stop(),
-        sources.stop(),
+      // BEP 27: a private torrent keeps only peers from its trackers, the link and --peer.
+      const isPrivate = meta?.private ?? false;
+      const keep = (source: string) =>
+        meta !== null && !(isPrivate && TRACKERLESS.has(source));
+      sources.stop();
+      [handedOver] = await Promise.all([
+        fetcher.stop(keep),
         announcer?.stop(2000),
       ]);
     }
-    if (typeof outcome === "string") return outcome;
-    const torrentBytes = torrentFile(outcome, link.trackers);
-    const meta = parseMetainfo(torrentBytes);
     const saved = MagnetJob.savedTorrentPath(c, link.infoHashHex);
     try {
       fs.mkdirSync(path.dirname(saved), { recursive: true });
-      fs.writeFileSync(saved, torrentBytes);
+      // Written whole or not at all: the next run trusts this file.
+      fs.writeFileSync(`${saved}.part`, torrentBytes);
+      fs.renameSync(`${saved}.part`, saved);
       ctx.log(
         `${meta.name}: metadata received (${
           formatBytes(outcome.length)
@@ -145,9 +167,14 @@ export class MagnetJob {
       );
     }
     const peers = [...fetcher.swarm.peers.values()]
-      .filter((p) => !p.excluded)
+      .filter((p) => !p.excluded && !p.connected)
+      .filter((p) => !(meta.private && TRACKERLESS.has(p.source)))
       .map((p) => ({ host: p.host, port: p.port }));
-    return { job: TorrentJob.fromMetainfo(saved, meta, c), peers };
+    return {
+      job: TorrentJob.fromMetainfo(saved, meta, c),
+      peers,
+      handedOver,
+    };
   }
 }
 

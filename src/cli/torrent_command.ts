@@ -31,7 +31,7 @@ import type { TorrentArgs } from "./args.ts";
 import { loadConfig } from "./config_file.ts";
 import { FolderLock } from "./folder_lock.ts";
 import { formatBytes, formatDuration } from "./format.ts";
-import { MagnetJob } from "./magnet_job.ts";
+import { type FetchedMagnet, MagnetJob } from "./magnet_job.ts";
 import { ProgressView } from "./progress.ts";
 import {
   type JobContext,
@@ -39,7 +39,6 @@ import {
   type StopReason,
   TorrentJob,
 } from "./torrent_job.ts";
-import type { PeerAddress } from "../tracker/types.ts";
 
 export const ExitCode = {
   Complete: 0,
@@ -159,6 +158,8 @@ async function runAll(
       const running = new Set<TorrentJob>();
       view.follow(() => totalStats([...running]));
       const queue: (TorrentJob | MagnetJob)[] = [...online, ...magnets];
+      // Files the torrents of this run write: a fetched magnet may not share them.
+      const claimed = new Set(jobs.flatMap((j) => j.paths));
       const worker = async () => {
         for (
           let next = queue.shift();
@@ -174,7 +175,7 @@ async function runAll(
             );
             continue;
           }
-          const ctx = {
+          const ctx: JobContext = {
             session,
             listenPort,
             announcePort,
@@ -187,14 +188,34 @@ async function runAll(
             stop: stop.promise,
           };
           if (job instanceof MagnetJob) {
-            const fetched = await fetchMetadata(job, ctx, log);
+            const magnet = job;
+            const fetched = await fetchMetadata(magnet, ctx, log);
             if ("result" in fetched) {
               summaries.push(fetched);
               continue;
             }
+            const clash = fetched.job.paths.find((p) => claimed.has(p));
+            if (clash !== undefined) {
+              for (const peer of fetched.handedOver) peer.opened.conn.close();
+              const why =
+                `${job.file} would write ${clash}, as another torrent of this run does`;
+              log(`skipping ${why}`);
+              summaries.push(magnetSummary(job, "invalid", why));
+              continue;
+            }
             job = fetched.job;
-            await job.check((l) => view.status(l), log);
+            for (const p of job.paths) claimed.add(p);
+            try {
+              await job.check((l) => view.status(l), log);
+            } catch (e) {
+              for (const peer of fetched.handedOver) peer.opened.conn.close();
+              const why = e instanceof Error ? e.message : String(e);
+              log(`${job.meta.name}: ${why}`);
+              summaries.push(magnetSummary(magnet, "failed", why));
+              continue;
+            }
             ctx.peers = [...args.peers, ...fetched.peers];
+            ctx.handedOver = fetched.handedOver;
           }
           running.add(job);
           summaries.push(await job.run(ctx, hooks));
@@ -246,10 +267,20 @@ async function openInput(
   const saved = MagnetJob.savedTorrentPath(config, link.infoHashHex);
   if (batch.includes(saved)) return null;
   if (fs.existsSync(saved)) {
-    log(
-      `${link.name ?? link.infoHashHex}: using the metadata saved in ${saved}`,
-    );
-    return TorrentJob.open(saved, config);
+    const name = link.name ?? link.infoHashHex;
+    try {
+      const job = TorrentJob.open(saved, config);
+      if (job.meta.infoHashHex === link.infoHashHex) {
+        log(`${name}: using the metadata saved in ${saved}`);
+        return job;
+      }
+      log(`${name}: ${saved} is another torrent; fetching the metadata again`);
+    } catch (e) {
+      if (!(e instanceof TorrentFileError)) throw e;
+      log(
+        `${name}: ${saved} is unusable (${e.message}); fetching the metadata again`,
+      );
+    }
   }
   return new MagnetJob(input, link, config);
 }
@@ -259,7 +290,7 @@ async function fetchMetadata(
   job: MagnetJob,
   ctx: JobContext,
   log: (line: string) => void,
-): Promise<{ job: TorrentJob; peers: PeerAddress[] } | JobSummary> {
+): Promise<FetchedMagnet | JobSummary> {
   try {
     const fetched = await job.fetch(ctx);
     if (typeof fetched === "string") {

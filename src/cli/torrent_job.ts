@@ -11,6 +11,7 @@ import {
 } from "../metainfo/metainfo.ts";
 import { Bitfield } from "../pieces/bitfield.ts";
 import type { Session } from "../session.ts";
+import type { HandedOverPeer } from "../metadata/metadata_peer.ts";
 import { loadOrCheck, resumePath, saveResume } from "../storage/resume.ts";
 import { PieceStore } from "../storage/store.ts";
 import type { Bandwidth } from "../swarm/bandwidth.ts";
@@ -45,6 +46,8 @@ export interface JobContext {
   upload: Bandwidth;
   /** This torrent's share of the session's peer budget. */
   maxPeers: number;
+  /** Live connections a magnet link's metadata fetch hands over. */
+  handedOver?: HandedOverPeer[];
   /** The `seed` command: seed even without a goal, until stopped. */
   seedCommand: boolean;
   stop: Promise<StopReason>;
@@ -163,6 +166,13 @@ export class TorrentJob {
     this.torrent = torrent;
     ctx.session.add(torrent);
     torrent.start(ctx.peers, ctx.announcePort);
+    const handedOver = ctx.handedOver ?? [];
+    if (handedOver.length > 0) {
+      ctx.log(
+        `${this.meta.name}: ${handedOver.length} peer connection(s) carried over from the metadata fetch`,
+      );
+    }
+    for (const peer of handedOver) torrent.adoptHandedOver(peer);
     let stoppedBy: StopReason | null = null;
     let failure: string | undefined;
     try {

@@ -60,11 +60,15 @@ export class PeerSources {
     }
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops the schedule. A lookup in flight is not awaited (it can take a
+   * minute): the DHT node ends it when it closes, and its peers find a
+   * stopped torrent.
+   */
+  stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
     this.options.lsd?.remove(this.options.infoHashHex);
-    await this.lookingUp;
   }
 
   private lookup(): void {

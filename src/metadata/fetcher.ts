@@ -1,20 +1,36 @@
 // Fetches a magnet link's info dictionary from peers (BEP 9 over BEP 10): it
-// dials the addresses that discovery yields, keeps the connections that
-// offer ut_metadata, and asks one source at a time for the missing pieces.
-// A dictionary that fails its SHA-1 check is blamed on its sender (banned
-// when it was the only one) and fetched again from someone else.
+// dials the addresses that discovery yields (and takes peers that dial us),
+// keeps the connections that speak BEP 10, and asks one source at a time for
+// the missing pieces. A dictionary that fails its SHA-1 check is blamed on its
+// sender (banned when it was the only one) and fetched again from someone
+// else. Once it is verified, the live connections are handed to the torrent.
 
 import type { PeerAddress } from "../tracker/types.ts";
-import { dialPeer } from "../peer/handshake_io.ts";
+import {
+  dialPeer,
+  type OpenedPeer,
+  peerIdKey,
+  writeAll,
+} from "../peer/handshake_io.ts";
 import { type PeerRecord, Swarm } from "../swarm/swarm.ts";
-import { type Handshake, hasFlag } from "../wire/handshake.ts";
+import { encodeHandshake, type Handshake, hasFlag } from "../wire/handshake.ts";
 import { MetadataAssembly } from "./assembly.ts";
-import { MetadataPeer, type MetadataPeerOwner } from "./metadata_peer.ts";
+import {
+  type HandedOverPeer,
+  MetadataPeer,
+  type MetadataPeerOwner,
+} from "./metadata_peer.ts";
 
 export interface MetadataFetchOptions {
   handshake: Handshake;
   /** Our extended handshake payload (no metadata_size: we have none yet). */
   extensionHandshake: Uint8Array;
+  /** BEP 11: take the peers' ut_pex lists. */
+  pex: boolean;
+  /** BEP 5: our DHT port, told to peers that run a DHT; 0 for none. */
+  dhtPort: number;
+  /** A DHT node a peer named in its `port` message. */
+  onDhtNode: (host: string, port: number) => void;
   maxPeers: number;
   maxHalfOpen: number;
   reconnectBaseMs: number;
@@ -22,27 +38,37 @@ export interface MetadataFetchOptions {
   log: (line: string) => void;
 }
 
-/** A source that leaves requests unanswered this long is replaced. */
+/** A source that delivers nothing for this long loses its turn. */
 const PIECE_TIMEOUT_MS = 10_000;
+/** A peer that sets the BEP 10 bit must send its extended handshake within this. */
+const EXTENSION_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Pieces asked of one source at once. */
 const REQUESTS_IN_FLIGHT = 16;
 const TICK_MS = 1000;
 /** A peer that rejected us is asked again no sooner than this. */
 const RETRY_RELUCTANT_MS = 5000;
+/** BEP 11 convention: one message a minute; a little early is tolerated. */
+const PEX_MIN_GAP_MS = 45_000;
+/** Addresses taken from one ut_pex message (a first message may be long). */
+const PEX_MAX_TAKEN = 200;
 
 export class MetadataFetcher implements MetadataPeerOwner {
   readonly swarm: Swarm;
   /** Resolves with the verified info dictionary. */
   readonly done: Promise<Uint8Array>;
   private peers = new Set<MetadataPeer>();
-  private records = new Map<MetadataPeer, PeerRecord>();
+  /** Every connection's record by its number, kept after it closes (for blame). */
+  private records = new Map<number, PeerRecord>();
   /** Peers that sent part of a dictionary that failed its check. */
   private suspects = new Set<MetadataPeer>();
   /** Peers that rejected or ignored our requests, and when: asked again only when no one else can be, and not at once. */
   private reluctant = new Map<MetadataPeer, number>();
+  private lastPexAt = new Map<MetadataPeer, number>();
+  /** Peer ids of liars: an incoming liar comes back from another port. */
+  private bannedPeerIds = new Set<string>();
   private assembly: MetadataAssembly | null = null;
   private source: MetadataPeer | null = null;
-  private tasks = new Set<Promise<void>>();
+  private tasks = new Map<MetadataPeer, Promise<void>>();
   private timer: ReturnType<typeof setInterval>;
   private stopped = false;
   private resolve!: (info: Uint8Array) => void;
@@ -73,23 +99,58 @@ export class MetadataFetcher implements MetadataPeerOwner {
     this.swarm.dialSome(performance.now());
   }
 
-  /** Closes every connection; pending dials end on their own timeouts. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /** Takes over a connection whose handshake the session's listener read. */
+  async acceptIncoming(
+    opened: OpenedPeer,
+    host: string,
+    port: number,
+  ): Promise<void> {
+    if (this.stopped || !this.swarm.hasRoom) return opened.conn.close();
+    try {
+      await writeAll(opened.conn, encodeHandshake(this.options.handshake));
+    } catch {
+      return opened.conn.close();
+    }
+    if (this.stopped) return opened.conn.close();
+    const record = this.swarm.connectedTo(host, port, "incoming");
+    // An incoming peer's port is ephemeral: it cannot be dialled back.
+    record.excluded = true;
+    this.adopt(opened, record);
+  }
+
+  /**
+   * Ends the fetch: stops dialing and hands every live connection over (at
+   * its next message boundary), or closes them all when `keep` says no.
+   */
+  async stop(
+    keep: (source: string) => boolean = () => false,
+  ): Promise<HandedOverPeer[]> {
+    if (this.stopped) return [];
     this.stopped = true;
     clearInterval(this.timer);
-    for (const peer of [...this.peers]) peer.close("metadata fetch is over");
-    await Promise.allSettled([...this.tasks]);
+    const handed: HandedOverPeer[] = [];
+    for (const peer of [...this.peers]) {
+      const source = this.records.get(peer.num)?.source ?? "";
+      if (!keep(source)) {
+        peer.close("metadata fetch is over");
+        continue;
+      }
+      const given = await peer.handOver(source);
+      if (given) {
+        handed.push(given);
+        // Its read loop now ends only with its next read: not ours to await.
+        this.peers.delete(peer);
+        this.tasks.delete(peer);
+      }
+    }
+    await Promise.allSettled([...this.tasks.values()]);
+    return handed;
   }
 
   // --- MetadataPeerOwner ---
 
-  extensionsKnown(peer: MetadataPeer): void {
-    if (!peer.supportsMetadata) {
-      return peer.close(
-        "peer does not offer the info dictionary (ut_metadata)",
-      );
-    }
+  extensionsKnown(): void {
+    // A peer without ut_metadata stays for the download that follows.
     this.schedule();
   }
 
@@ -132,16 +193,23 @@ export class MetadataFetcher implements MetadataPeerOwner {
     this.schedule();
   }
 
-  pexPeers(_peer: MetadataPeer, added: PeerAddress[]): void {
-    this.addPeers(added.slice(0, 200), "pex");
+  pexPeers(peer: MetadataPeer, added: PeerAddress[]): void {
+    const now = performance.now();
+    if (now - (this.lastPexAt.get(peer) ?? -Infinity) < PEX_MIN_GAP_MS) return;
+    this.lastPexAt.set(peer, now);
+    this.addPeers(added.slice(0, PEX_MAX_TAKEN), "pex");
+  }
+
+  dhtNodeLearned(peer: MetadataPeer, port: number): void {
+    this.options.onDhtNode(peer.host, port);
   }
 
   closed(peer: MetadataPeer, reason: string, violation: boolean): void {
     if (!this.peers.delete(peer)) return;
     this.suspects.delete(peer);
     this.reluctant.delete(peer);
-    const record = this.records.get(peer);
-    this.records.delete(peer);
+    this.lastPexAt.delete(peer);
+    const record = this.records.get(peer.num);
     if (record) {
       this.swarm.disconnected(record, performance.now(), violation, false);
     }
@@ -156,41 +224,49 @@ export class MetadataFetcher implements MetadataPeerOwner {
 
   private async dial(record: PeerRecord): Promise<void> {
     if (this.stopped) return;
+    let opened: OpenedPeer;
     try {
-      const opened = await dialPeer(
+      opened = await dialPeer(
         record.host,
         record.port,
         this.options.handshake,
         this.options.connectTimeoutMs,
       );
-      if (this.stopped) return opened.conn.close();
-      const reserved = opened.remote.reserved;
-      if (!hasFlag(reserved, "extension")) {
-        // No BEP 10: this peer cannot give us the dictionary.
-        opened.conn.close();
-        this.swarm.connectedTo(record.host, record.port, record.source);
-        this.swarm.disconnected(record, performance.now(), false, false);
-        return;
-      }
-      this.swarm.connectedTo(record.host, record.port, record.source);
-      const peer = new MetadataPeer(
-        opened.conn,
-        record.host,
-        record.port,
-        this,
-      );
-      this.peers.add(peer);
-      this.records.set(peer, record);
-      const task = peer.run(
-        opened.leftover,
-        this.options.extensionHandshake,
-        hasFlag(reserved, "fast"),
-      );
-      this.tasks.add(task);
-      task.finally(() => this.tasks.delete(task));
     } catch {
-      this.swarm.dialFailed(record, performance.now());
+      return this.swarm.dialFailed(record, performance.now());
     }
+    if (this.stopped || !this.swarm.hasRoom) return opened.conn.close();
+    this.swarm.connectedTo(record.host, record.port, record.source);
+    this.adopt(opened, record);
+  }
+
+  private adopt(opened: OpenedPeer, record: PeerRecord): void {
+    const reserved = opened.remote.reserved;
+    if (this.bannedPeerIds.has(peerIdKey(opened.remote.peerId))) {
+      opened.conn.close();
+      this.swarm.ban(record);
+      return;
+    }
+    if (!hasFlag(reserved, "extension")) {
+      // No BEP 10: this peer cannot give us the dictionary (the torrent may dial it later).
+      opened.conn.close();
+      this.swarm.disconnected(record, performance.now(), false, false);
+      return;
+    }
+    const peer = new MetadataPeer(opened, record.host, record.port, this, {
+      pex: this.options.pex,
+      dhtPort: hasFlag(reserved, "dht") ? this.options.dhtPort : 0,
+    });
+    this.peers.add(peer);
+    this.records.set(peer.num, record);
+    const task = peer.run(
+      this.options.extensionHandshake,
+      hasFlag(reserved, "fast"),
+    );
+    this.tasks.set(peer, task);
+    task.finally(() => {
+      if (this.tasks.get(peer) === task) this.tasks.delete(peer);
+    });
   }
 
   /** Picks a source when there is none, and keeps its requests topped up. */
@@ -211,15 +287,22 @@ export class MetadataFetcher implements MetadataPeerOwner {
     }
   }
 
-  /** The best peer to ask: one that agrees on the size, never blamed, never reluctant if avoidable. */
+  /**
+   * The best peer to ask: one that offers the size being assembled, never
+   * blamed, not reluctant if avoidable. When no peer can be asked for that
+   * size but one can for another, the attempt starts over with the size most
+   * peers announce: one peer with a made-up size cannot stall the fetch.
+   */
   private pickSource(): MetadataPeer | null {
-    const size = this.assembly?.size;
     const now = performance.now();
-    const able = [...this.peers].filter((p) =>
+    const askable = [...this.peers].filter((p) =>
       p.supportsMetadata && p.closedReason === null &&
-      (size === undefined || p.remote!.metadataSize === size) &&
       now - (this.reluctant.get(p) ?? -Infinity) > RETRY_RELUCTANT_MS
     );
+    const size = this.assembly?.size;
+    const able = size === undefined
+      ? askable
+      : askable.filter((p) => p.remote!.metadataSize === size);
     const ranked = [
       ...able.filter((p) => !this.suspects.has(p) && !this.reluctant.has(p)),
       ...able.filter((p) => !this.suspects.has(p) && this.reluctant.has(p)),
@@ -229,51 +312,62 @@ export class MetadataFetcher implements MetadataPeerOwner {
       this.reluctant.delete(ranked[0]);
       return ranked[0];
     }
-    // Nobody agrees on the size: start over with whatever size a peer offers.
-    const sizes = new Set(
-      [...this.peers].map((p) => p.remote?.metadataSize).filter((n) => n),
-    );
-    if (this.assembly && !sizes.has(this.assembly.size) && sizes.size > 0) {
-      this.assembly = null;
-      return this.pickSource();
+    if (size === undefined || askable.length === 0) return null;
+    const votes = new Map<number, number>();
+    for (const p of askable) {
+      const s = p.remote!.metadataSize!;
+      votes.set(s, (votes.get(s) ?? 0) + 1);
     }
-    return null;
+    const [popular] = [...votes].sort((a, b) => b[1] - a[1])[0];
+    this.assembly = new MetadataAssembly(this.infoHash, popular);
+    return this.pickSource();
   }
 
   /** A dictionary failed its check: its lone sender is banned, several senders become suspects. */
   private blame(assembly: MetadataAssembly): void {
-    const senders = [...this.peers].filter((p) => assembly.senders.has(p.num));
-    if (senders.length === 1) {
-      const [liar] = senders;
-      const record = this.records.get(liar);
+    if (assembly.senders.size === 1) {
+      const [num] = assembly.senders;
+      const record = this.records.get(num);
       if (record) this.swarm.ban(record);
       this.options.log(
         `banned ${
-          record?.key ?? liar.host
+          record?.key ?? "a peer"
         }: sent an info dictionary that does not match the info-hash`,
       );
-      liar.close("sent a wrong info dictionary", true);
+      for (const p of this.peers) {
+        if (p.num !== num) continue;
+        this.bannedPeerIds.add(peerIdKey(p.handshake.peerId));
+        p.close("sent a wrong info dictionary", true);
+      }
     } else {
       this.options.log(
         "the info dictionary failed its check; fetching it again from one peer at a time",
       );
-      for (const p of senders) this.suspects.add(p);
+      for (const p of this.peers) {
+        if (assembly.senders.has(p.num)) this.suspects.add(p);
+      }
     }
     assembly.reset();
   }
 
   private tick(): void {
     const now = performance.now();
+    for (const peer of [...this.peers]) {
+      if (
+        !peer.remote && now - peer.openedAt > EXTENSION_HANDSHAKE_TIMEOUT_MS
+      ) {
+        peer.close("sent no extended handshake (BEP 10)");
+      }
+    }
     const source = this.source;
     if (
       source && source.asked.size > 0 &&
-      now - source.askedAt > PIECE_TIMEOUT_MS
+      now - source.progressAt > PIECE_TIMEOUT_MS
     ) {
       // A silent source loses its turn; its unanswered pieces go to the next.
       source.asked.clear();
       this.reluctant.set(source, now);
       this.source = null;
-      this.schedule();
     }
     if (!this.source) this.schedule();
     this.swarm.dialSome(now);

@@ -1,19 +1,23 @@
 // A peer connection while a magnet link's info dictionary is unknown (BEP 9):
 // it sends our extended handshake (BEP 10), waits for the peer's, and asks
 // for metadata pieces when its owner says so. Without the dictionary the
-// piece count is unknown, so the peer's bitfield and haves are not kept; the
-// torrent dials its peers again once the dictionary is verified.
+// piece count is unknown, so what the peer says of its pieces and of choking
+// is only recorded; once the dictionary is verified the connection is handed
+// over, with that record and the bytes not yet parsed, to the torrent.
 
 import { BencodeError } from "../bencode/types.ts";
+import type { OpenedPeer } from "../peer/handshake_io.ts";
 import { writeAll } from "../peer/handshake_io.ts";
+import type { PriorPeerState, TakenOverStream } from "../peer/prior_state.ts";
 import type { PeerAddress } from "../tracker/types.ts";
 import {
   EXTENDED_HANDSHAKE_ID,
   type ExtensionHandshake,
   LOCAL_EXTENSION_IDS,
+  mergeExtensionHandshake,
   parseExtensionHandshake,
 } from "../wire/extension.ts";
-import { WireError } from "../wire/handshake.ts";
+import { type Handshake, WireError } from "../wire/handshake.ts";
 import { MessageId, OutBuffer } from "../wire/messages.ts";
 import { type WireHandler, WireReader } from "../wire/reader.ts";
 import {
@@ -34,54 +38,102 @@ export interface MetadataPeerOwner {
   ): void;
   metadataRejected(peer: MetadataPeer, piece: number): void;
   pexPeers(peer: MetadataPeer, added: PeerAddress[]): void;
+  dhtNodeLearned(peer: MetadataPeer, port: number): void;
   closed(peer: MetadataPeer, reason: string, violation: boolean): void;
+}
+
+/** A live connection leaving the metadata fetch for the torrent. */
+export interface HandedOverPeer extends TakenOverStream {
+  opened: OpenedPeer;
+  host: string;
+  port: number;
+  /** Where the fetch learnt of it ("incoming" when it dialled us). */
+  source: string;
 }
 
 /** A bitfield of a huge torrent is the largest message before the dictionary is known. */
 const MAX_MESSAGE = 2 * 1024 * 1024;
 const READ_BUFFER = 64 * 1024;
+/** `have`s and allowed-fast indices kept at most before the piece count is known. */
+const MAX_RECORDED_HAVES = 1 << 16;
+const MAX_RECORDED_FAST = 64;
 
 let nextNumber = 0;
 
 export class MetadataPeer implements WireHandler {
   readonly num = nextNumber++;
+  readonly openedAt = performance.now();
   remote: ExtensionHandshake | null = null;
   /** Pieces asked of this peer and not answered yet. */
   readonly asked = new Set<number>();
-  askedAt = 0;
+  /** When the current source last delivered (or was first asked). */
+  progressAt = 0;
   closedReason: string | null = null;
+  private readonly state: PriorPeerState = {
+    bitfield: null,
+    haveAll: false,
+    haveNone: false,
+    haves: [],
+    allowedFast: [],
+    unchoked: false,
+    interested: false,
+    extensions: null,
+    sentHaveNone: false,
+    sentDhtPort: false,
+  };
   private reader = new WireReader(this, {
     maxMessageLength: MAX_MESSAGE,
     bufferSize: READ_BUFFER,
   });
   private out = new OutBuffer();
-  private writing = false;
+  private writing: Promise<void> | null = null;
+  private gotPort = false;
+  private handover: ((rest: Uint8Array | null) => void) | null = null;
 
   constructor(
-    readonly conn: Deno.TcpConn,
+    readonly opened: OpenedPeer,
     readonly host: string,
     readonly port: number,
     private owner: MetadataPeerOwner,
+    private options: { pex: boolean; dhtPort: number },
   ) {}
 
-  /** Sends our greeting and reads until the connection closes; never throws. */
-  async run(
-    leftover: Uint8Array,
-    extensionHandshake: Uint8Array,
-    fast: boolean,
-  ): Promise<void> {
+  get conn(): Deno.TcpConn {
+    return this.opened.conn;
+  }
+
+  get handshake(): Handshake {
+    return this.opened.remote;
+  }
+
+  /** Sends our greeting and reads until the connection closes or is handed over; never throws. */
+  async run(extensionHandshake: Uint8Array, fast: boolean): Promise<void> {
+    // BEP 6: with the fast extension a have-none stands in for the bitfield,
+    // and comes first.
+    if (fast) {
+      this.out.simple(MessageId.HaveNone);
+      this.state.sentHaveNone = true;
+    }
     this.out.extended(EXTENDED_HANDSHAKE_ID, extensionHandshake);
-    // BEP 6: with the fast extension a have-none stands in for the bitfield.
-    if (fast) this.out.simple(MessageId.HaveNone);
+    if (this.options.dhtPort > 0) {
+      this.out.dhtPort(this.options.dhtPort);
+      this.state.sentDhtPort = true;
+    }
     this.flush();
     try {
-      if (leftover.length > 0) this.reader.feed(leftover);
+      this.reader.feed(this.opened.leftover);
       while (this.closedReason === null) {
         const n = await this.conn.read(this.reader.space());
+        if (this.handover) {
+          // The read was in flight at the handover: its bytes are the torrent's.
+          if (n !== null) this.reader.commit(n);
+          return this.handover(n === null ? null : this.reader.takeUnparsed());
+        }
         if (n === null) return this.close("peer closed the connection");
         this.reader.commit(n);
       }
     } catch (e) {
+      if (this.handover) return this.handover(null);
       if (e instanceof WireError || e instanceof BencodeError) {
         this.close(e.message, true);
       } else if (this.closedReason === null) {
@@ -98,14 +150,37 @@ export class MetadataPeer implements WireHandler {
   requestPiece(piece: number): void {
     const id = this.remote?.messages.get("ut_metadata") ?? 0;
     if (id === 0) return;
+    if (this.asked.size === 0) this.progressAt = performance.now();
     this.asked.add(piece);
-    this.askedAt = performance.now();
     this.out.extended(id, encodeMetadataRequest(piece));
     this.flush();
   }
 
+  /**
+   * Stops reading at the next message boundary and gives the connection
+   * away, once our pending writes are out. Null when it is closed already.
+   */
+  async handOver(source: string): Promise<HandedOverPeer | null> {
+    if (this.closedReason !== null) return null;
+    this.reader.pause();
+    let resolveRest!: (rest: Uint8Array | null) => void;
+    const rest = new Promise<Uint8Array | null>((r) => resolveRest = r);
+    this.handover = resolveRest;
+    await this.writing;
+    if (this.closedReason !== null) return null;
+    this.state.extensions = this.remote;
+    return {
+      opened: { ...this.opened, leftover: new Uint8Array(0) },
+      host: this.host,
+      port: this.port,
+      source,
+      prior: this.state,
+      rest,
+    };
+  }
+
   close(reason: string, violation = false): void {
-    if (this.closedReason !== null) return;
+    if (this.closedReason !== null || this.handover) return;
     this.closedReason = reason;
     try {
       this.conn.close();
@@ -113,11 +188,14 @@ export class MetadataPeer implements WireHandler {
     this.owner.closed(this, reason, violation);
   }
 
-  // --- WireHandler: only extension messages matter before the dictionary is known ---
+  // --- WireHandler: extension messages are acted on, the rest recorded ---
 
   extended(id: number, payload: Uint8Array): void {
     if (id === EXTENDED_HANDSHAKE_ID) {
-      this.remote = parseExtensionHandshake(payload);
+      const update = parseExtensionHandshake(payload);
+      this.remote = this.remote
+        ? mergeExtensionHandshake(this.remote, update)
+        : update;
       this.owner.extensionsKnown(this, this.remote);
       return;
     }
@@ -134,6 +212,7 @@ export class MetadataPeer implements WireHandler {
       }
       if (!this.asked.delete(message.piece)) return;
       if (message.type === "data") {
+        this.progressAt = performance.now();
         this.owner.metadataPiece(
           this,
           message.piece,
@@ -143,40 +222,80 @@ export class MetadataPeer implements WireHandler {
       } else this.owner.metadataRejected(this, message.piece);
       return;
     }
-    if (id === LOCAL_EXTENSION_IDS.ut_pex) {
+    if (id === LOCAL_EXTENSION_IDS.ut_pex && this.options.pex) {
       this.owner.pexPeers(this, parsePex(payload).added);
     }
   }
 
+  bitfield(bits: Uint8Array): void {
+    this.state.bitfield = bits.slice();
+  }
+
+  haveAll(): void {
+    this.state.haveAll = true;
+  }
+
+  haveNone(): void {
+    this.state.haveNone = true;
+  }
+
+  have(index: number): void {
+    if (this.state.haves.length < MAX_RECORDED_HAVES) {
+      this.state.haves.push(index);
+    }
+  }
+
+  allowedFast(index: number): void {
+    if (this.state.allowedFast.length < MAX_RECORDED_FAST) {
+      this.state.allowedFast.push(index);
+    }
+  }
+
+  choke(): void {
+    this.state.unchoked = false;
+  }
+
+  unchoke(): void {
+    this.state.unchoked = true;
+  }
+
+  interested(): void {
+    this.state.interested = true;
+  }
+
+  notInterested(): void {
+    this.state.interested = false;
+  }
+
+  dhtPort(port: number): void {
+    // One per connection: a flood of them would only flood the DHT with pings.
+    if (this.gotPort || port === 0) return;
+    this.gotPort = true;
+    this.owner.dhtNodeLearned(this, port);
+  }
+
   keepAlive(): void {}
-  choke(): void {}
-  unchoke(): void {}
-  interested(): void {}
-  notInterested(): void {}
-  have(): void {}
-  bitfield(): void {}
+  // We choke and hold nothing: requests, blocks and suggestions do not apply yet.
   request(): void {}
   piece(): void {}
   cancel(): void {}
-  dhtPort(): void {}
-  haveAll(): void {}
-  haveNone(): void {}
   suggest(): void {}
   reject(): void {}
-  allowedFast(): void {}
 
   private flush(): void {
-    if (this.writing || this.out.length === 0 || this.closedReason !== null) {
+    if (
+      this.writing || this.out.length === 0 || this.closedReason !== null ||
+      this.handover
+    ) {
       return;
     }
-    this.writing = true;
-    (async () => {
+    this.writing = (async () => {
       while (this.out.length > 0 && this.closedReason === null) {
         await writeAll(this.conn, this.out.take());
       }
-      this.writing = false;
-    })().catch((e) =>
-      this.close(`write failed: ${e instanceof Error ? e.message : e}`)
-    );
+    })().catch((e) => {
+      this.writing = null;
+      this.close(`write failed: ${e instanceof Error ? e.message : e}`);
+    }).finally(() => this.writing = null);
   }
 }

@@ -12,6 +12,7 @@ import type { BlockRequest } from "../pieces/picker.ts";
 import type { Bandwidth } from "../swarm/bandwidth.ts";
 import { BencodeError } from "../bencode/types.ts";
 import type { PeerAddress } from "../tracker/types.ts";
+import type { PriorPeerState, TakenOverStream } from "./prior_state.ts";
 import {
   EXTENDED_HANDSHAKE_ID,
   type ExtensionHandshake,
@@ -100,6 +101,10 @@ const READ_BUFFER = 256 * 1024;
 const SEND_WATERMARK = 512 * 1024;
 /** BEP 11 convention is 50 a message; a first message may list more (libtorrent: up to 200). */
 const PEX_MAX_ADDED = 200;
+/** BEP 11: one message a minute; one a little early is tolerated, more are ignored. */
+const PEX_MIN_GAP_MS = 45_000;
+/** Times one connection is sent each piece of our info dictionary at most. */
+const METADATA_SENDS_PER_PIECE = 2;
 /** One request in this many is timed for the round-trip estimate. */
 const RTT_SAMPLE_EVERY = 16;
 
@@ -149,6 +154,9 @@ export class PeerConnection implements WireHandler {
   private requestsSent = 0;
   private rttProbes = new Map<number, number>();
   private uploadTimer: ReturnType<typeof setTimeout> | undefined;
+  private metadataServed = 0;
+  private lastPexReceivedAt = -Infinity;
+  private gotDhtPort = false;
   /** BEP 6: pieces we let this peer fetch while we choke it. */
   private offeredFast = new Set<number>();
 
@@ -179,20 +187,30 @@ export class PeerConnection implements WireHandler {
     return this.options.fast;
   }
 
-  /** Reads until the connection closes; never throws. */
+  /**
+   * Reads until the connection closes; never throws. A connection taken
+   * over from a metadata fetch has greeted the peer already: what it said
+   * then is replayed, and reading goes on where the fetch stopped.
+   */
   async run(
     leftover: Uint8Array,
     ours: Bitfield,
     allowedFast: number[],
+    takenOver?: TakenOverStream,
   ): Promise<void> {
+    const prior = takenOver?.prior;
+    if (prior) this.greetAgain(prior, ours);
     // BEP 6: have-all / have-none replace the bitfield when both sides speak it.
-    if (this.fast && ours.complete) this.out.simple(MessageId.HaveAll);
+    else if (this.fast && ours.complete) this.out.simple(MessageId.HaveAll);
     else if (this.fast && ours.count === 0) this.out.simple(MessageId.HaveNone);
     else if (ours.count > 0) this.out.bitfield(ours.bytes);
+    // A second extended handshake (BEP 10 allows updates) now gives metadata_size.
     if (this.options.extensionHandshake) {
       this.out.extended(EXTENDED_HANDSHAKE_ID, this.options.extensionHandshake);
     }
-    if (this.options.dhtPort > 0) this.out.dhtPort(this.options.dhtPort);
+    if (this.options.dhtPort > 0 && !prior?.sentDhtPort) {
+      this.out.dhtPort(this.options.dhtPort);
+    }
     if (this.fast) {
       for (const i of allowedFast) {
         this.offeredFast.add(i);
@@ -201,6 +219,13 @@ export class PeerConnection implements WireHandler {
     }
     this.flush();
     try {
+      if (prior) {
+        this.replay(prior);
+        this.afterInput();
+        const rest = await takenOver!.rest;
+        if (rest === null) return this.close("peer closed the connection");
+        leftover = rest;
+      }
       if (leftover.length > 0) this.accept(leftover);
       while (this.closedReason === null) {
         const n = await this.conn.read(this.reader.space());
@@ -478,7 +503,10 @@ export class PeerConnection implements WireHandler {
 
   dhtPort(port: number): void {
     // Not a "first message": clients send it before or after the bitfield.
-    if (port > 0) this.owner.dhtNodeLearned(this, port);
+    // One per connection: each one costs a DHT ping.
+    if (port === 0 || this.gotDhtPort) return;
+    this.gotDhtPort = true;
+    this.owner.dhtNodeLearned(this, port);
   }
 
   suggest(): void {
@@ -523,11 +551,33 @@ export class PeerConnection implements WireHandler {
           `sent ${added.length} peers in one ut_pex message`,
         );
       }
+      const now = performance.now();
+      if (now - this.lastPexReceivedAt < PEX_MIN_GAP_MS) return;
+      this.lastPexReceivedAt = now;
       this.owner.pexReceived(this, added);
     }
   }
 
   // --- helpers ---
+
+  /** Our pieces, to a peer that saw only an extended handshake (and a have-none) from us. */
+  private greetAgain(prior: PriorPeerState, ours: Bitfield): void {
+    if (ours.count === 0) return;
+    if (!prior.sentHaveNone) return this.out.bitfield(ours.bytes);
+    for (let i = 0; i < ours.size; i++) if (ours.has(i)) this.out.have(i);
+  }
+
+  /** What the peer said during the metadata fetch, as if it said it now. */
+  private replay(prior: PriorPeerState): void {
+    if (prior.extensions) this.extensions = prior.extensions;
+    if (prior.bitfield) this.bitfield(prior.bitfield);
+    else if (prior.haveAll) this.haveAll();
+    else if (prior.haveNone) this.haveNone();
+    for (const index of prior.haves) this.have(index);
+    for (const index of prior.allowedFast) this.allowedFast(index);
+    if (prior.unchoked) this.unchoke();
+    if (prior.interested) this.interested();
+  }
 
   /** Requests the peer keeps queued at most: ours, or its `reqq` if lower. */
   private get maxRequests(): number {
@@ -537,19 +587,34 @@ export class PeerConnection implements WireHandler {
       : this.options.maxRequests;
   }
 
-  /** BEP 9: serve pieces of our info dictionary; data and rejects are not asked for. */
+  /**
+   * BEP 9: serves pieces of our info dictionary, each at most a few times
+   * per connection and only while the send buffer has room; anything more
+   * is rejected and counted like an unservable request (a flood drops the
+   * peer). Data and rejects are never asked for here, so they are ignored.
+   */
   private metadataMessage(payload: Uint8Array): void {
     const message = parseMetadataMessage(payload);
     const id = this.extensions?.messages.get("ut_metadata") ?? 0;
     if (message.type !== "request" || id === 0) return;
     const metadata = this.options.metadata;
-    this.out.extended(
-      id,
-      message.piece < metadataPieceCount(metadata.length)
-        ? encodeMetadataData(message.piece, metadata)
-        : encodeMetadataReject(message.piece),
-    );
+    const pieces = metadataPieceCount(metadata.length);
+    const serve = message.piece < pieces &&
+      this.metadataServed < pieces * METADATA_SENDS_PER_PIECE &&
+      this.out.length < SEND_WATERMARK;
+    if (serve) {
+      this.metadataServed++;
+      this.out.extended(id, encodeMetadataData(message.piece, metadata));
+    } else {
+      this.uploads.refused();
+      this.out.extended(id, encodeMetadataReject(message.piece));
+    }
     this.flush();
+    if (this.uploads.flooding) {
+      throw new PeerViolation(
+        `sent ${this.uploads.badRequests} requests that could not be served`,
+      );
+    }
   }
 
   /** BEP 6: fast-extension messages without the extension close the connection. */

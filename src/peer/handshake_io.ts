@@ -87,6 +87,11 @@ export async function writeAll(
   while (off < data.length) off += await conn.write(data.subarray(off));
 }
 
+/** A peer id as a map key. */
+export function peerIdKey(peerId: Uint8Array): string {
+  return String.fromCharCode(...peerId);
+}
+
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

@@ -82,6 +82,7 @@ export function parseExtensionHandshake(
   const m = root["m"];
   if (isDict(m)) {
     for (const [name, id] of Object.entries(m)) {
+      // 0 means "switched off" (kept so that a later handshake can say so).
       if (typeof id === "number" && id >= 0 && id <= 255) {
         messages.set(name, id);
       }
@@ -94,6 +95,28 @@ export function parseExtensionHandshake(
     client: v instanceof Uint8Array ? new TextDecoder().decode(v) : "",
     maxRequests: intIn(root, "reqq", 1, 1_000_000),
     metadataSize: intIn(root, "metadata_size", 1, MAX_METADATA_SIZE),
+  };
+}
+
+/**
+ * BEP 10: a later handshake need only carry what changed; an id of 0
+ * switches an extension off. Keys it leaves out keep their values.
+ */
+export function mergeExtensionHandshake(
+  earlier: ExtensionHandshake,
+  update: ExtensionHandshake,
+): ExtensionHandshake {
+  const messages = new Map(earlier.messages);
+  for (const [name, id] of update.messages) {
+    if (id === 0) messages.delete(name);
+    else messages.set(name, id);
+  }
+  return {
+    messages,
+    listenPort: update.listenPort ?? earlier.listenPort,
+    client: update.client || earlier.client,
+    maxRequests: update.maxRequests ?? earlier.maxRequests,
+    metadataSize: update.metadataSize ?? earlier.metadataSize,
   };
 }
 

@@ -39,6 +39,8 @@ export class WireReader {
   private view: DataView;
   private start = 0;
   private end = 0;
+  /** Set by pause(): messages stay unparsed for whoever takes the stream over. */
+  private paused = false;
 
   constructor(private handler: WireHandler, private limits: ReaderLimits) {
     this.buf = new Uint8Array(limits.bufferSize);
@@ -54,7 +56,7 @@ export class WireReader {
   /** Accepts n bytes just read into space() and dispatches whole messages. */
   commit(n: number): void {
     this.end += n;
-    while (this.end - this.start >= 4) {
+    while (!this.paused && this.end - this.start >= 4) {
       const length = this.view.getUint32(this.start);
       if (length > this.limits.maxMessageLength) {
         throw new WireError(
@@ -70,6 +72,21 @@ export class WireReader {
       this.dispatch(at, length);
     }
     if (this.start === this.end) this.start = this.end = 0;
+  }
+
+  /**
+   * Stops dispatching, even in the middle of a commit(): the handler is
+   * handing the connection over, and takeUnparsed() gives the rest.
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** The bytes received and not yet dispatched (a copy). */
+  takeUnparsed(): Uint8Array {
+    const rest = this.buf.slice(this.start, this.end);
+    this.start = this.end = 0;
+    return rest;
   }
 
   /** Takes bytes read elsewhere (those that followed the handshake) as if read into space(). */

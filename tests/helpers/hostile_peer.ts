@@ -17,7 +17,9 @@ export type HostileAttack =
   /** has every piece, unchokes, answers every request with random data */
   | "wrong-data"
   /** has every piece, unchokes, answers no request but sends blocks nobody asked for */
-  | "unsolicited";
+  | "unsolicited"
+  /** speaks BEP 10, then sends METADATA_FLOOD_COUNT ut_metadata requests and reads nothing */
+  | "metadata-flood";
 
 export const HOSTILE_ATTACKS: readonly HostileAttack[] = [
   "garbage",
@@ -27,6 +29,7 @@ export const HOSTILE_ATTACKS: readonly HostileAttack[] = [
   "silent",
   "wrong-data",
   "unsolicited",
+  "metadata-flood",
 ];
 
 export interface HostilePeerOptions {
@@ -46,6 +49,7 @@ export interface HostilePeer {
 
 export const HUGE_LENGTH = 0xfffffff0;
 export const REQUEST_FLOOD_COUNT = 10_000;
+export const METADATA_FLOOD_COUNT = 20_000;
 export const BLOCK_LENGTH = 16 * 1024;
 /** The peer id it handshakes with: Azureus-style, a code no real client uses. */
 export const HOSTILE_PEER_ID = new TextEncoder().encode("-HP0001-hostilepeer!");
@@ -59,6 +63,7 @@ const MESSAGE = {
   bitfield: 5,
   request: 6,
   piece: 7,
+  extended: 20,
 } as const;
 /** Requests for more than this are ignored: no real client asks for more than 16 KiB. */
 const LARGEST_ANSWERED_REQUEST = 128 * 1024;
@@ -123,7 +128,9 @@ async function serve(link: PeerLink, options: HostilePeerOptions) {
     ) {
       return;
     }
-    await link.write(handshake(options.infoHash));
+    await link.write(
+      handshake(options.infoHash, options.attack === "metadata-flood"),
+    );
     await ATTACKS[options.attack](link, options);
   } catch {
     // the client hung up, or stop() closed the connection
@@ -177,6 +184,31 @@ const ATTACKS: Record<HostileAttack, Attack> = {
     }),
 
   silent: (link) => link.drain(),
+
+  "metadata-flood": async (link) => {
+    // The client's extended handshake names the id it wants for ut_metadata.
+    let clientId = 0;
+    while (clientId === 0) {
+      const { id, payload } = await link.readMessage();
+      if (id !== MESSAGE.extended || payload[0] !== 0) continue;
+      const text = new TextDecoder("latin1").decode(payload.subarray(1));
+      clientId = Number(text.match(/11:ut_metadatai(\d+)e/)?.[1] ?? 0);
+      if (clientId === 0) return;
+    }
+    const ours = ascii("d1:md11:ut_metadatai3ee13:metadata_sizei100ee");
+    await link.write(
+      message(MESSAGE.extended, concat([new Uint8Array([0]), ours])),
+    );
+    const request = message(
+      MESSAGE.extended,
+      concat([new Uint8Array([clientId]), ascii("d8:msg_typei0e5:piecei0ee")]),
+    );
+    // Never read again: every answer piles up on the client's side.
+    for (let sent = 0; sent < METADATA_FLOOD_COUNT; sent += FLOOD_BATCH) {
+      await link.write(concat(Array(FLOOD_BATCH).fill(request)));
+    }
+    await link.pause(60_000);
+  },
 
   "wrong-data": async (link, options) => {
     await announceEverything(link, options);
@@ -354,10 +386,11 @@ class PeerLink {
   }
 }
 
-function handshake(infoHash: Uint8Array): Uint8Array {
+function handshake(infoHash: Uint8Array, extensions: boolean): Uint8Array {
   const bytes = new Uint8Array(HANDSHAKE_LENGTH);
   bytes.set(PROTOCOL);
-  // bytes 20-27: reserved, all zero (no extensions, so no extended handshake either)
+  // bytes 20-27: reserved, all zero unless BEP 10 (byte 25, 0x10) is claimed
+  if (extensions) bytes[25] = 0x10;
   bytes.set(infoHash, INFO_HASH_OFFSET);
   bytes.set(HOSTILE_PEER_ID, INFO_HASH_OFFSET + 20);
   return bytes;
@@ -402,7 +435,7 @@ function randomBytes(length: number): Uint8Array {
   return bytes;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
+function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
   let offset = 0;
   for (const part of parts) {
@@ -418,4 +451,8 @@ function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && startsWith(a, b);
+}
+
+function ascii(text: string): Uint8Array {
+  return Uint8Array.from(text, (c) => c.charCodeAt(0));
 }

@@ -109,6 +109,7 @@ for (
     "request-flood",
     "silent",
     "unsolicited",
+    "metadata-flood",
   ] as const
 ) {
   Deno.test(`a peer sending ${attack} is survived: the download completes, memory stays bounded`, async () => {

@@ -7,7 +7,8 @@
 
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import { runClient } from "../helpers/client.ts";
+import { ClientProcess, runClient } from "../helpers/client.ts";
+import { freePort } from "../helpers/ports.ts";
 import { startDelayProxy } from "../helpers/delay_proxy.ts";
 import { startLibtorrentSeeder } from "../helpers/libtorrent.ts";
 import { startMetadataLiar } from "../helpers/metadata_liar.ts";
@@ -38,6 +39,8 @@ Deno.test("a magnet link downloads from libtorrent via ut_metadata; the saved .t
     const first = await runClient(args, fixture.root);
     assert.equal(first.code, 0, first.output);
     assert.match(first.output, /metadata received .* saved as torrents\//);
+    // The connection that gave the metadata goes on to give the data.
+    assert.match(first.output, /1 peer connection\(s\) carried over/);
     await assertSameTree(fixture);
     const saved = `${fixture.root}/torrents/${hex}.torrent`;
     assert.equal(
@@ -191,6 +194,38 @@ Deno.test("batch mode takes a .magnet file from torrents/; the next batch run us
       "complete",
     ]]);
   } finally {
+    await seeder.stop();
+    await fixture.remove();
+  }
+});
+
+Deno.test("a magnet link's metadata comes from a peer that dials us (no address to dial)", async () => {
+  const fixture = await makeFixture({ kind: "single", size: 1024 * 1024 + 5 });
+  const hex = await infoHashOf(fixture.torrent);
+  const port = freePort();
+  const client = new ClientProcess([
+    "download",
+    magnetUri(hex, null),
+    "--dir",
+    fixture.downloadDir,
+    "--port",
+    String(port),
+  ], { cwd: fixture.root, lifetimeSec: 60 });
+  await client.waitForLine(/fetching the torrent's metadata/, 20_000);
+  // libtorrent dials us (again every 2 s while it has no peer).
+  const seeder = await startLibtorrentSeeder({
+    torrent: fixture.torrent,
+    dataDir: fixture.dataDir,
+    connect: [`127.0.0.1:${port}`],
+  });
+  try {
+    const run = await client.wait();
+    assert.equal(run.code, 0, run.output);
+    assert.match(run.output, /metadata received/);
+    await assertSameTree(fixture);
+  } finally {
+    client.kill("SIGKILL");
+    await client.wait();
     await seeder.stop();
     await fixture.remove();
   }

@@ -1,5 +1,5 @@
-// BEP 10 extended handshake, BEP 9 ut_metadata and BEP 11 ut_pex codecs, and
-// the BEP 9 metadata assembly.
+// BEP 10 extended handshake, BEP 9 ut_metadata and BEP 11 ut_pex codecs, the
+// BEP 9 metadata assembly, and the reader's pause for a connection handover.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -7,8 +7,10 @@ import { BencodeError } from "../../src/bencode/types.ts";
 import { MetadataAssembly } from "../../src/metadata/assembly.ts";
 import {
   encodeExtensionHandshake,
+  mergeExtensionHandshake,
   parseExtensionHandshake,
 } from "../../src/wire/extension.ts";
+import { type WireHandler, WireReader } from "../../src/wire/reader.ts";
 import { MessageId, OutBuffer } from "../../src/wire/messages.ts";
 import {
   encodeMetadataData,
@@ -187,4 +189,43 @@ Deno.test("metadata assembly: a corrupt dictionary is detected and the attempt s
   );
   assert.throws(() => new MetadataAssembly(hash, 0), RangeError);
   assert.throws(() => new MetadataAssembly(hash, 5 * 1024 * 1024), RangeError);
+});
+
+Deno.test("extended handshake: a later one updates the earlier (BEP 10); id 0 switches an extension off", () => {
+  const first = parseExtensionHandshake(
+    text(
+      "d1:md11:ut_metadatai3e6:ut_pexi1ee13:metadata_sizei99e1:pi7000e4:reqqi250ee",
+    ),
+  );
+  const merged = mergeExtensionHandshake(
+    first,
+    parseExtensionHandshake(text("d1:md6:ut_pexi0ee4:reqqi10ee")),
+  );
+  assert.deepEqual([...merged.messages], [["ut_metadata", 3]]);
+  assert.equal(merged.maxRequests, 10);
+  assert.equal(merged.listenPort, 7000);
+  assert.equal(merged.metadataSize, 99);
+});
+
+Deno.test("wire reader: pause() stops dispatch mid-buffer; takeUnparsed() gives the rest", () => {
+  const seen: number[] = [];
+  const handler = new Proxy({}, {
+    get: (_t, name) => (index: number) => {
+      if (name === "have") {
+        seen.push(index);
+        if (index === 2) reader.pause();
+      }
+    },
+  }) as unknown as WireHandler;
+  const reader = new WireReader(handler, {
+    maxMessageLength: 1024,
+    bufferSize: 64,
+  });
+  const out = new OutBuffer();
+  for (const i of [1, 2, 3, 4]) out.have(i);
+  reader.feed(out.take());
+  assert.deepEqual(seen, [1, 2]);
+  const rest = reader.takeUnparsed();
+  assert.equal(rest.length, 18);
+  assert.deepEqual([...rest.subarray(0, 9)], [0, 0, 0, 5, 4, 0, 0, 0, 3]);
 });
