@@ -40,6 +40,8 @@ export interface MetadataFetchOptions {
 
 /** A source that delivers nothing for this long loses its turn. */
 const PIECE_TIMEOUT_MS = 10_000;
+/** A source that trickles (a piece just often enough) loses its turn after this, if another peer can be asked. */
+const MAX_TURN_MS = 60_000;
 /** A peer that sets the BEP 10 bit must send its extended handshake within this. */
 const EXTENSION_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Pieces asked of one source at once. */
@@ -68,6 +70,7 @@ export class MetadataFetcher implements MetadataPeerOwner {
   private bannedPeerIds = new Set<string>();
   private assembly: MetadataAssembly | null = null;
   private source: MetadataPeer | null = null;
+  private turnStartedAt = 0;
   private tasks = new Map<MetadataPeer, Promise<void>>();
   private timer: ReturnType<typeof setInterval>;
   private stopped = false;
@@ -272,7 +275,10 @@ export class MetadataFetcher implements MetadataPeerOwner {
   /** Picks a source when there is none, and keeps its requests topped up. */
   private schedule(): void {
     if (this.stopped) return;
-    if (!this.source) this.source = this.pickSource();
+    if (!this.source) {
+      this.source = this.pickSource();
+      this.turnStartedAt = performance.now();
+    }
     const source = this.source;
     if (!source) return;
     if (!this.assembly) {
@@ -360,11 +366,14 @@ export class MetadataFetcher implements MetadataPeerOwner {
       }
     }
     const source = this.source;
+    const others = () =>
+      [...this.peers].some((p) => p !== source && p.supportsMetadata);
     if (
       source && source.asked.size > 0 &&
-      now - source.progressAt > PIECE_TIMEOUT_MS
+      (now - source.progressAt > PIECE_TIMEOUT_MS ||
+        (now - this.turnStartedAt > MAX_TURN_MS && others()))
     ) {
-      // A silent source loses its turn; its unanswered pieces go to the next.
+      // A silent or trickling source loses its turn; its unanswered pieces go to the next.
       source.asked.clear();
       this.reluctant.set(source, now);
       this.source = null;

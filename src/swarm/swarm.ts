@@ -49,7 +49,7 @@ export class Swarm {
   add(addresses: PeerAddress[], source: string): number {
     let added = 0;
     for (const a of addresses) {
-      if (this.peers.size >= MAX_KNOWN) break;
+      if (this.peers.size >= MAX_KNOWN && !this.forgetOneDead()) break;
       if (a.port <= 0 || a.port > 65535) continue;
       const key = addressKey(a.host, a.port);
       if (this.peers.has(key)) continue;
@@ -141,6 +141,24 @@ export class Swarm {
   ban(record: PeerRecord): void {
     record.rating.banned = true;
     record.excluded = true;
+  }
+
+  /**
+   * Makes room in a full list by forgetting the oldest address that was
+   * never reached (a dial failed, none ever connected): made-up PEX or
+   * tracker entries must not crowd out the addresses that work.
+   */
+  private forgetOneDead(): boolean {
+    for (const [key, p] of this.peers) {
+      if (
+        !p.connected && !p.connecting && p.rating.failures > 0 &&
+        p.rating.downloaded === 0 && p.rating.uploaded === 0 && !p.rating.banned
+      ) {
+        this.peers.delete(key);
+        return true;
+      }
+    }
+    return false;
   }
 
   private eligible(p: PeerRecord, now: number): boolean {

@@ -191,3 +191,27 @@ Deno.test("swarm: dials the best-rated addresses first, never banned or backed-o
   swarm.dialSome(performance.now());
   assert.deepEqual(dialled, ["127.0.0.1:2", "127.0.0.1:3"]);
 });
+
+Deno.test("swarm: a full address list forgets addresses that never answered, never working ones", () => {
+  const swarm = new Swarm({
+    maxPeers: 10,
+    maxHalfOpen: 0,
+    reconnectBaseMs: 1000,
+    dial: () => Promise.resolve(),
+  });
+  const many = Array.from({ length: 2000 }, (_, i) => ({
+    host: `10.0.${i >> 8}.${i & 255}`,
+    port: 6881,
+  }));
+  assert.equal(swarm.add(many, "pex"), 2000);
+  // Full: nothing new fits while every known address may still work.
+  assert.equal(swarm.add([{ host: "192.0.2.1", port: 1 }], "dht"), 0);
+  const [first, second] = swarm.peers.values();
+  swarm.dialFailed(first, 0);
+  second.rating.downloaded = 1;
+  second.rating.failures = 3;
+  assert.equal(swarm.add([{ host: "192.0.2.1", port: 1 }], "dht"), 1);
+  assert.ok(!swarm.peers.has(first.key), "the dead address was forgotten");
+  assert.ok(swarm.peers.has(second.key), "an address that gave data stays");
+  assert.equal(swarm.add([{ host: "192.0.2.2", port: 1 }], "dht"), 0);
+});
