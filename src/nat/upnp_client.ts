@@ -5,6 +5,11 @@
 // means the gateway restarted), DeletePortMapping at the end. HTTP goes only
 // to the address that answered the search, and to nowhere it redirects.
 
+import {
+  httpExchange,
+  type HttpExchangeRequest,
+  type HttpExchangeResponse,
+} from "./http_exchange.ts";
 import dgram from "node:dgram";
 import { isIPv4 } from "node:net";
 import {
@@ -136,7 +141,11 @@ export class UpnpClient implements MappingClient {
     report: ReportProblem,
     signal: AbortSignal,
   ): Promise<UpnpClient> {
-    const { status, body } = await httpRequest(location, {}, signal);
+    const { status, body } = await httpRequest(
+      location,
+      { method: "GET" },
+      signal,
+    );
     if (status !== 200) {
       throw new PortMappingError(
         `${location.host} answered HTTP ${status} for its description`,
@@ -342,17 +351,15 @@ function describe(fault: { code: number; description: string }): string {
  */
 async function httpRequest(
   url: URL,
-  init: RequestInit,
+  request: HttpExchangeRequest,
   signal: AbortSignal,
-): Promise<{ status: number; body: string }> {
+): Promise<HttpExchangeResponse> {
   const timeout = AbortSignal.timeout(HTTP_TIMEOUT_MS);
   try {
-    const response = await fetch(url, {
-      ...init,
-      redirect: "manual",
+    return await httpExchange(url, request, {
       signal: AbortSignal.any([signal, timeout]),
+      maxBodyBytes: MAX_BODY_BYTES,
     });
-    return { status: response.status, body: await readCapped(response) };
   } catch (e) {
     const why = timeout.aborted
       ? `no answer within ${HTTP_TIMEOUT_MS} ms`
@@ -361,29 +368,4 @@ async function httpRequest(
       : String(e);
     throw new PortMappingError(`${url.host}: ${why}`);
   }
-}
-
-async function readCapped(response: Response): Promise<string> {
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let length = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value.subarray(0, MAX_BODY_BYTES - length));
-      length += chunks.at(-1)!.length;
-      if (length >= MAX_BODY_BYTES) break;
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  const bytes = new Uint8Array(length);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return new TextDecoder("utf-8", { fatal: false }).decode(bytes);
 }
