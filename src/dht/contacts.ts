@@ -85,3 +85,43 @@ export function decodeNodes(bytes: Uint8Array): NodeContact[] | undefined {
 export function validPort(port: number): boolean {
   return Number.isInteger(port) && port > 0 && port <= 0xffff;
 }
+
+/** 127.0.0.0/8 or ::1. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === "::1") return true;
+  return ipv4Bytes(host)?.[0] === 127;
+}
+
+/**
+ * Addresses that are never a node or a peer: 0.0.0.0/8 ("this network"), 224.0.0.0/4
+ * (multicast), 240.0.0.0/4 (reserved, with 255.255.255.255, broadcast). Anything that is
+ * not dotted-quad IPv4 is unusable too: this DHT is IPv4 only.
+ */
+export function isUnusableHost(host: string): boolean {
+  const ip = ipv4Bytes(host);
+  return !ip || ip[0] === 0 || ip[0] >= 224;
+}
+
+/**
+ * Loopback, RFC 1918 private, 100.64.0.0/10 (carrier-grade NAT) and 169.254.0.0/16
+ * (link-local): addresses that say nothing about how the Internet sees us.
+ */
+export function isPrivateHost(host: string): boolean {
+  const ip = ipv4Bytes(host);
+  if (!ip) return isLoopbackHost(host);
+  const [a, b] = ip;
+  return a === 127 || a === 10 || (a === 172 && b >= 16 && b < 32) ||
+    (a === 192 && b === 168) || (a === 169 && b === 254) ||
+    (a === 100 && b >= 64 && b < 128);
+}
+
+/**
+ * Whether an address another node told us about (a reply's "nodes" or "values") may be
+ * used. Never the unusable ranges; 127.0.0.0/8 only when loopback is where we live (our
+ * socket is bound to loopback, or the reply itself came from loopback, as in tests):
+ * otherwise a remote node could aim our queries and peers at our own host's services.
+ */
+export function usableAddress(host: string, loopbackOk: boolean): boolean {
+  if (isUnusableHost(host)) return false;
+  return loopbackOk || !isLoopbackHost(host);
+}

@@ -3,16 +3,30 @@
 // nodes' queries while it runs; bootstraps from the saved table first and from the
 // configured routers only if that leaves too few nodes; and runs get_peers lookups with
 // optional announce_peer. The state (id + good nodes) is saved at close().
+//
+// The routers (bootstrap addresses) are asked, never kept: like libtorrent, we keep them
+// out of the routing table and so out of the state file, since a router answers
+// find_node but is no ordinary node (and a table full of routers is one that a handful
+// of hosts control). Addresses in replies are checked (usableAddress) before use.
 
 import { lookup as dnsLookup } from "node:dns/promises";
 import { isIPv4 } from "node:net";
 import {
   ipv4Bytes,
+  isLoopbackHost,
+  isUnusableHost,
   type NodeContact,
   type PeerAddress,
+  usableAddress,
   validPort,
 } from "./contacts.ts";
-import { encodeError, encodeResponse, type KrpcQuery } from "./krpc.ts";
+import { ExternalIpVotes, isPublicAddress } from "./external_ip.ts";
+import {
+  encodeError,
+  encodeResponse,
+  type KrpcQuery,
+  type KrpcReply,
+} from "./krpc.ts";
 import {
   type IncomingQuery,
   KrpcSocket,
@@ -29,7 +43,7 @@ import {
 } from "./node_id.ts";
 import { PeerStore } from "./peer_store.ts";
 import { answerQuery } from "./responder.ts";
-import { K, RoutingTable } from "./routing_table.ts";
+import { K, RoutingTable, type TableNode } from "./routing_table.ts";
 import { type DhtState, loadDhtState, saveDhtState } from "./state_file.ts";
 import { TokenSecrets } from "./tokens.ts";
 
@@ -45,6 +59,8 @@ export interface DhtNodeOptions {
   log: (line: string) => void;
   /** Per-query timeout; 3 s unless given (tests use less). */
   queryTimeoutMs?: number;
+  /** Host name to IPv4 address (undefined: unknown); the system resolver unless given (tests). */
+  resolve?: (host: string) => Promise<string | undefined>;
 }
 
 export interface DhtStats {
@@ -52,6 +68,8 @@ export interface DhtStats {
   goodNodes: number;
   malformedPackets: number;
   queriesAnswered: number;
+  /** Queries dropped unanswered, over the per-IP or global reply budget. */
+  rateLimited: number;
 }
 
 const QUERY_TIMEOUT_MS = 3000;
@@ -63,16 +81,27 @@ const MAINTAIN_EVERY_MS = 60_000;
 /** Stale buckets refreshed and questionable nodes pinged per maintenance round. */
 const REFRESHES_PER_ROUND = 3;
 const PINGS_PER_ROUND = 8;
-/** Distinct external addresses tallied from replies (BEP 42 "ip"). */
-const MAX_IP_VOTES = 16;
+/** Peers one lookup reports at most, over all replies (each reply gives <= 100). */
+const MAX_VALUES_PER_LOOKUP = 1000;
 
 export class DhtNode {
   readonly #table: RoutingTable;
   readonly #tokens = new TokenSecrets();
   readonly #peers = new PeerStore();
-  readonly #ipVotes = new Map<string, number>();
+  readonly #ipVotes = new ExternalIpVotes();
   /** Pings and refreshes running in the background, awaited by close(). */
   readonly #background = new Set<Promise<unknown>>();
+  /** Resolved by close(), so that nothing waits for DNS past it. */
+  readonly #closing = Promise.withResolvers<void>();
+  /** "host:port" of the routers: asked, never put in the routing table. */
+  readonly #routers = new Set<string>();
+  /** The nodes of the state file, kept if this run cannot tell whether they are alive. */
+  #loaded: NodeContact[] = [];
+  /** "host:port" of loaded nodes that did not answer this run; `answeredAny`: we were online. */
+  readonly #unanswered = new Set<string>();
+  readonly #loadedAddresses = new Set<string>();
+  #answeredAny = false;
+  readonly #loopbackBound: boolean;
   #socket!: KrpcSocket;
   #bootstrapped: Promise<void> = Promise.resolve();
   #maintenanceTimer?: ReturnType<typeof setInterval>;
@@ -84,6 +113,14 @@ export class DhtNode {
     readonly options: DhtNodeOptions,
   ) {
     this.#table = new RoutingTable(id);
+    this.#loopbackBound = isLoopbackHost(options.host);
+    for (const text of options.bootstrap) {
+      // literal addresses are known now; host names once resolved (#bootstrap)
+      const endpoint = parseEndpoint(text);
+      if (endpoint && isIPv4(endpoint.host)) {
+        this.#routers.add(addressKey(endpoint));
+      }
+    }
   }
 
   static async start(options: DhtNodeOptions): Promise<DhtNode> {
@@ -91,6 +128,10 @@ export class DhtNode {
       ? await loadState(options.stateFile, options.log)
       : undefined;
     const node = new DhtNode(chooseId(state, options.log), options);
+    node.#loaded = (state?.nodes ?? []).filter((n) =>
+      !isUnusableHost(n.host) && !node.#isRouter(n)
+    );
+    for (const n of node.#loaded) node.#loadedAddresses.add(addressKey(n));
     node.#socket = await KrpcSocket.bind({
       host: options.host,
       port: options.port,
@@ -104,7 +145,7 @@ export class DhtNode {
         state?.nodes.length ?? 0
       } saved nodes`,
     );
-    node.#bootstrapped = node.#bootstrap(state?.nodes ?? []);
+    node.#bootstrapped = node.#bootstrap(node.#loaded);
     node.#maintenanceTimer = setInterval(
       () => node.#maintain(),
       MAINTAIN_EVERY_MS,
@@ -121,8 +162,10 @@ export class DhtNode {
   addNode(host: string, port: number): void {
     if (this.#closed || !validPort(port)) return;
     this.#inBackground(
-      resolveHost(host, this.options.log).then((address) =>
-        address ? this.#ping({ host: address, port }) : undefined
+      this.#resolve(host).then((address) =>
+        address && usableAddress(address, true)
+          ? this.#ping({ host: address, port })
+          : undefined
       ),
     );
   }
@@ -151,8 +194,8 @@ export class DhtNode {
       { method: "get_peers", id: this.id, infoHash: target },
       (reply) => {
         const fresh = (reply.values ?? []).filter((peer) => {
-          const key = `${peer.host}:${peer.port}`;
-          if (seen.has(key)) return false;
+          const key = addressKey(peer);
+          if (seen.has(key) || seen.size >= MAX_VALUES_PER_LOOKUP) return false;
           seen.add(key);
           return true;
         });
@@ -182,6 +225,7 @@ export class DhtNode {
       goodNodes: this.#table.goodCount(),
       malformedPackets: this.#socket.malformedPackets,
       queriesAnswered: this.#queriesAnswered,
+      rateLimited: this.#socket.rateLimitedQueries,
     };
   }
 
@@ -189,19 +233,18 @@ export class DhtNode {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.resolve();
     clearInterval(this.#maintenanceTimer);
     await this.#socket.close();
     await this.#bootstrapped;
     await Promise.all(this.#background);
     if (!this.options.stateFile) return;
-    const good = this.#table.nodes().filter((n) =>
-      this.#table.state(n) === "good"
-    );
+    const externalIp = this.#ipVotes.winner();
     try {
       await saveDhtState(this.options.stateFile, {
         id: this.id,
-        nodes: good,
-        ...this.#votedExternalIp(),
+        nodes: this.#nodesToSave(),
+        ...(externalIp ? { externalIp } : {}),
       });
     } catch (error) {
       this.options.log(
@@ -212,20 +255,60 @@ export class DhtNode {
     }
   }
 
+  /**
+   * The good nodes; and when there are fewer than K, the loaded nodes too, unless this
+   * run found them bad (bad in the table, or silent while others answered): an offline
+   * run must not wipe the table it could not check.
+   */
+  #nodesToSave(): NodeContact[] {
+    const good = this.#table.nodes().filter((n) =>
+      this.#table.state(n) === "good"
+    );
+    if (good.length >= K) return good;
+    const kept = new Set(good.map((n) => nodeIdHex(n.id)));
+    const loaded = this.#loaded.filter((n) => {
+      const hex = nodeIdHex(n.id);
+      if (kept.has(hex)) return false;
+      const known = this.#table.find(n.id);
+      if (known && this.#table.state(known) === "bad") return false;
+      if (this.#answeredAny && this.#unanswered.has(addressKey(n))) {
+        return false;
+      }
+      kept.add(hex);
+      return true;
+    });
+    return [...good, ...loaded];
+  }
+
   /** Saved nodes first (a find_node for our own id through them); routers if too few answer. */
   async #bootstrap(saved: NodeContact[]): Promise<void> {
     if (saved.length > 0) await this.#findNode(this.id, saved);
     if (this.#table.size < K && this.options.bootstrap.length > 0) {
       const routers = await Promise.all(
-        this.options.bootstrap.map((text) =>
-          resolveEndpoint(text, this.options.log)
-        ),
+        this.options.bootstrap.map(async (text) => {
+          const endpoint = parseEndpoint(text);
+          if (!endpoint) {
+            this.options.log(`DHT: bootstrap node "${text}" is not host:port`);
+            return undefined;
+          }
+          const host = await this.#resolve(endpoint.host);
+          return host ? { host, port: endpoint.port } : undefined;
+        }),
       );
-      // router ids are unknown until they answer a ping
-      await Promise.all(
-        routers.flatMap((router) => router ? [this.#ping(router)] : []),
-      );
-      await this.#findNode(this.id, this.#table.closest(this.id, 2 * K));
+      const seeds: NodeContact[] = [];
+      await Promise.all(routers.map(async (router) => {
+        if (!router) return;
+        this.#routers.add(addressKey(router));
+        // a router's id is unknown until it answers a ping; it seeds the lookup only
+        const outcome = await this.#ping(router);
+        if (outcome.kind === "reply") {
+          seeds.push({ ...router, id: outcome.reply.id });
+        }
+      }));
+      await this.#findNode(this.id, [
+        ...this.#table.closest(this.id, 2 * K),
+        ...seeds,
+      ]);
     }
     if (!this.#closed) {
       this.options.log(
@@ -246,35 +329,49 @@ export class DhtNode {
     });
   }
 
-  /** Drives a lookup: keeps alpha queries in flight until it is done. */
+  /**
+   * Drives a lookup: keeps alpha queries in flight until it is done. A reply's nodes and
+   * values are checked first (usableAddress); anything that throws on the way (onReply
+   * included) counts as that node's failure, so the lookup still ends.
+   */
   #runLookup(
     lookup: IterativeLookup,
     query: KrpcQuery,
-    onReply?: (
-      reply: Extract<QueryOutcome, { kind: "reply" }>["reply"],
-    ) => void,
+    onReply?: (reply: KrpcReply) => void,
   ): Promise<void> {
     const { promise, resolve } = Promise.withResolvers<void>();
     const pump = () => {
       for (const contact of lookup.next()) {
         this.#query(contact, query).then((outcome) => {
           if (outcome.kind === "reply") {
-            lookup.replied(
-              contact,
-              outcome.reply.nodes ?? [],
-              outcome.reply.token,
-            );
-            onReply?.(outcome.reply);
+            const reply = this.#checkedReply(outcome.reply, contact);
+            lookup.replied(contact, reply.nodes ?? [], reply.token);
+            onReply?.(reply);
           } else {
             lookup.failed(contact);
           }
-          pump();
-        });
+        }).catch((error) => {
+          this.options.log(
+            `DHT: lookup step failed: ${(error as Error).message}`,
+          );
+          lookup.failed(contact); // no-op if it was settled before the throw
+        }).finally(pump);
       }
       if (lookup.done) resolve();
     };
     pump();
     return promise;
+  }
+
+  /** The reply without nodes and values at addresses we must not use (see usableAddress). */
+  #checkedReply(reply: KrpcReply, from: PeerAddress): KrpcReply {
+    const loopbackOk = this.#loopbackBound || isLoopbackHost(from.host);
+    const usable = (peer: PeerAddress) => usableAddress(peer.host, loopbackOk);
+    return {
+      ...reply,
+      ...(reply.nodes ? { nodes: reply.nodes.filter(usable) } : {}),
+      ...(reply.values ? { values: reply.values.filter(usable) } : {}),
+    };
   }
 
   /** One query; the outcome updates the routing table. `to.id`, if known, is who we expect. */
@@ -284,14 +381,20 @@ export class DhtNode {
   ): Promise<QueryOutcome> {
     const outcome = await this.#socket.query(to, query);
     if (outcome.kind === "reply") {
-      if (outcome.ip) this.#voteExternalIp(outcome.ip.host);
+      this.#answeredAny = true;
+      if (outcome.ip) this.#ipVotes.vote(to.host, outcome.ip.host);
+      if (this.#isRouter(to)) return outcome;
       const contact = { id: outcome.reply.id, host: to.host, port: to.port };
       const insert = this.#table.replied(contact);
       if (insert.kind === "ping") {
         this.#inBackground(this.#checkQuestionable(insert.node));
       }
-    } else if (outcome.kind === "timeout" && to.id && !this.#closed) {
-      this.#table.failed(to.id);
+    } else if (outcome.kind === "timeout" && !this.#closed) {
+      const key = addressKey(to);
+      if (this.#loadedAddresses.has(key)) this.#unanswered.add(key);
+      if (to.id) {
+        this.#table.failed({ id: to.id, host: to.host, port: to.port });
+      }
     }
     return outcome;
   }
@@ -300,20 +403,41 @@ export class DhtNode {
     return this.#query(to, { method: "ping", id: this.id });
   }
 
-  /** BEP 5: a questionable node in a full bucket is pinged; failing twice makes it bad. */
-  async #checkQuestionable(node: NodeContact): Promise<void> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const outcome = await this.#ping(node);
-      if (outcome.kind !== "timeout" || this.#closed) return;
+  /**
+   * BEP 5: a questionable node in a full bucket is pinged. One ping a check, so one
+   * failure charged (two make it bad); the table hands a node to one check at a time.
+   */
+  async #checkQuestionable(node: TableNode): Promise<void> {
+    try {
+      await this.#ping(node);
+    } finally {
+      this.#table.checkDone(node);
     }
+  }
+
+  #isRouter(address: PeerAddress): boolean {
+    return this.#routers.has(addressKey(address));
+  }
+
+  /** A host name's address, or undefined; never waits past close(). */
+  #resolve(host: string): Promise<string | undefined> {
+    if (isIPv4(host)) return Promise.resolve(host);
+    const resolving = this.options.resolve
+      ? this.options.resolve(host)
+      : resolveHost(host, this.options.log);
+    return Promise.race([
+      resolving,
+      this.#closing.promise.then(() => undefined),
+    ]);
   }
 
   #answer(incoming: IncomingQuery): Uint8Array | undefined {
     if (this.#closed) return undefined;
     const { query, from } = incoming;
-    this.#table.queried(query.id);
+    this.#table.queried({ id: query.id, host: from.host, port: from.port });
     if (
-      !incoming.readOnly && this.#table.hasRoomFor(query.id) &&
+      !incoming.readOnly && !this.#isRouter(from) &&
+      this.#table.hasRoomFor(query.id) &&
       this.#socket.pendingCount < MAX_PENDING_FOR_CURIOSITY
     ) {
       // a node that queries us may answer too: if it does, it joins the table
@@ -339,9 +463,7 @@ export class DhtNode {
   /** BEP 5 refresh: stale buckets get a find_node; questionable nodes get a ping. */
   #maintain(): void {
     if (this.#closed) return;
-    for (
-      const target of this.#table.refreshTargets().slice(0, REFRESHES_PER_ROUND)
-    ) {
+    for (const target of this.#table.refreshTargets(REFRESHES_PER_ROUND)) {
       this.#inBackground(
         this.#findNode(target, this.#table.closest(target, 2 * K)),
       );
@@ -349,21 +471,6 @@ export class DhtNode {
     for (const node of this.#table.questionable().slice(0, PINGS_PER_ROUND)) {
       this.#inBackground(this.#ping(node));
     }
-  }
-
-  #voteExternalIp(ip: string): void {
-    const votes = this.#ipVotes.get(ip);
-    if (votes !== undefined) this.#ipVotes.set(ip, votes + 1);
-    else if (this.#ipVotes.size < MAX_IP_VOTES) this.#ipVotes.set(ip, 1);
-  }
-
-  /** The address most replies agree on, if at least two do. */
-  #votedExternalIp(): { externalIp?: string } {
-    let best: [string, number] | undefined;
-    for (const entry of this.#ipVotes) {
-      if (!best || entry[1] > best[1]) best = entry;
-    }
-    return best && best[1] >= 2 ? { externalIp: best[0] } : {};
   }
 
   #inBackground(task: Promise<unknown>): void {
@@ -389,31 +496,31 @@ async function loadState(
 /**
  * The saved id, unless other nodes reported an external IPv4 address the id does not
  * match: then a fresh BEP 42 id for that address, so BEP 42 nodes keep us in their tables.
+ * Never for a private or loopback address (a state file written before that rule).
  */
 function chooseId(
   state: DhtState | undefined,
   log: (line: string) => void,
 ): NodeId {
-  const ip = state?.externalIp ? ipv4Bytes(state.externalIp) : undefined;
+  const ip = state?.externalIp && isPublicAddress(state.externalIp)
+    ? ipv4Bytes(state.externalIp)
+    : undefined;
   if (state && (!ip || isBep42NodeId(state.id, ip))) return state.id;
   if (!ip) return randomNodeId();
   log(`DHT: new BEP 42 node id for external address ${state!.externalIp}`);
   return bep42NodeId(ip, Math.floor(Math.random() * 256));
 }
 
-/** "host:port" to an IPv4 address and port; failures are logged and give undefined. */
-async function resolveEndpoint(
-  text: string,
-  log: (line: string) => void,
-): Promise<PeerAddress | undefined> {
+/** "host:port" split (the host not resolved), or undefined if it is not that. */
+function parseEndpoint(text: string): PeerAddress | undefined {
   const colon = text.lastIndexOf(":");
   const port = Number(text.slice(colon + 1));
-  if (colon <= 0 || !validPort(port)) {
-    log(`DHT: bootstrap node "${text}" is not host:port`);
-    return undefined;
-  }
-  const host = await resolveHost(text.slice(0, colon), log);
-  return host ? { host, port } : undefined;
+  if (colon <= 0 || !validPort(port)) return undefined;
+  return { host: text.slice(0, colon), port };
+}
+
+function addressKey(address: PeerAddress): string {
+  return `${address.host}:${address.port}`;
 }
 
 async function resolveHost(

@@ -87,6 +87,11 @@ export class KrpcError extends Error {
   }
 }
 
+/**
+ * Peers read from one reply's "values"; the rest are ignored. A full datagram could carry
+ * some 8000, far more than any honest node sends (libtorrent sends up to 100).
+ */
+export const MAX_VALUES_PER_REPLY = 100;
 /** Transaction ids are short (BEP 5: two bytes cover 2^16 outstanding queries). */
 const MAX_TRANSACTION_ID = 32;
 const METHODS: readonly string[] = [
@@ -191,10 +196,12 @@ function decodeResponse(message: BDict, t: Uint8Array): KrpcMessage {
   if (r.values !== undefined) {
     if (!Array.isArray(r.values)) throw new KrpcError("values is not a list");
     // 18-byte (IPv6, BEP 32) and odd entries are skipped, not fatal to the rest
-    reply.values = r.values.flatMap((v) => {
+    reply.values = [];
+    for (const v of r.values) {
       const peer = v instanceof Uint8Array ? decodePeer(v) : undefined;
-      return peer ? [peer] : [];
-    });
+      if (peer) reply.values.push(peer);
+      if (reply.values.length >= MAX_VALUES_PER_REPLY) break;
+    }
   }
   if (r.token !== undefined) {
     if (!(r.token instanceof Uint8Array)) {

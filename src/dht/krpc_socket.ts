@@ -2,7 +2,11 @@
 // transaction id and sender address (anyone can send us a datagram), times them out, and
 // hands incoming queries to the owner. Undecodable datagrams are counted and dropped;
 // a readable query with bad arguments gets a KRPC error (BEP 5 "Errors"), nothing else.
+// Queries (well-formed or not) are answered only within the QueryLimiter's budget; the
+// rest are dropped unanswered and counted. Transaction ids are random (4 bytes), so an
+// off-path sender cannot guess one and slip a forged reply in.
 
+import { randomFillSync } from "node:crypto";
 import dgram from "node:dgram";
 import type { PeerAddress } from "./contacts.ts";
 import {
@@ -14,6 +18,7 @@ import {
   type KrpcQuery,
   type KrpcReply,
 } from "./krpc.ts";
+import { QueryLimiter, type QueryLimits } from "./query_limiter.ts";
 
 export type QueryOutcome =
   | { kind: "reply"; reply: KrpcReply; ip?: PeerAddress }
@@ -39,7 +44,12 @@ export interface KrpcSocketOptions {
   /** Returns the datagram to send back, if any. */
   onQuery: (query: IncomingQuery) => Uint8Array | undefined;
   log: (line: string) => void;
+  /** DEFAULT_QUERY_LIMITS unless given. */
+  queryLimits?: QueryLimits;
 }
+
+/** 4 random bytes: 2^32 values to guess, still short (BEP 5 suggests 2 characters). */
+const TRANSACTION_ID_LENGTH = 4;
 
 interface Pending {
   resolve: (outcome: QueryOutcome) => void;
@@ -48,7 +58,8 @@ interface Pending {
 
 export class KrpcSocket {
   #malformed = 0;
-  #nextTransaction = Math.floor(Math.random() * 0x10000);
+  #rateLimited = 0;
+  readonly #limiter: QueryLimiter;
   /** "transaction hex@host:port" -> the query waiting for it. */
   readonly #pending = new Map<string, Pending>();
   readonly #loggedOnce = new Set<string>();
@@ -59,6 +70,7 @@ export class KrpcSocket {
     readonly port: number,
     readonly options: KrpcSocketOptions,
   ) {
+    this.#limiter = new QueryLimiter(options.queryLimits);
     socket.on("message", (msg, rinfo) =>
       this.#onDatagram(new Uint8Array(msg), {
         host: rinfo.address,
@@ -90,6 +102,11 @@ export class KrpcSocket {
     return this.#malformed;
   }
 
+  /** Queries dropped unanswered: over the per-IP or the global reply budget. */
+  get rateLimitedQueries(): number {
+    return this.#rateLimited;
+  }
+
   get pendingCount(): number {
     return this.#pending.size;
   }
@@ -103,7 +120,7 @@ export class KrpcSocket {
     if (this.#pending.size >= this.options.maxPending) {
       return Promise.resolve({ kind: "busy" });
     }
-    const t = this.#transactionId();
+    const t = transactionId((t) => this.#pending.has(pendingKey(t, to)));
     const key = pendingKey(t, to);
     const { promise, resolve } = Promise.withResolvers<QueryOutcome>();
     const timer = setTimeout(() => {
@@ -135,6 +152,8 @@ export class KrpcSocket {
   }
 
   #onDatagram(datagram: Uint8Array, from: PeerAddress): void {
+    // nothing can be sent to port 0 (send would throw); no real node sends from it
+    if (from.port === 0) return;
     let message;
     try {
       message = decodeKrpc(datagram);
@@ -146,7 +165,7 @@ export class KrpcSocket {
       if (!(error instanceof KrpcError)) {
         // a decoder bug must not take the node down; say so once
         this.#logOnce("decode", `DHT: undecodable datagram: ${error}`);
-      } else if (error.query) {
+      } else if (error.query && this.#allow(from)) {
         this.send(
           from,
           encodeError(error.query.t, error.query.code, error.message),
@@ -155,6 +174,7 @@ export class KrpcSocket {
       return;
     }
     if (message.type === "query") {
+      if (!this.#allow(from)) return;
       const answer = this.options.onQuery({
         t: message.t,
         query: message.query,
@@ -176,18 +196,28 @@ export class KrpcSocket {
     );
   }
 
-  #transactionId(): Uint8Array {
-    this.#nextTransaction = (this.#nextTransaction + 1) & 0xffff;
-    return new Uint8Array([
-      this.#nextTransaction >> 8,
-      this.#nextTransaction & 0xff,
-    ]);
+  #allow(from: PeerAddress): boolean {
+    if (this.#limiter.allow(from.host)) return true;
+    this.#rateLimited++;
+    return false;
   }
 
   #logOnce(kind: string, line: string): void {
     if (this.#loggedOnce.has(kind)) return;
     this.#loggedOnce.add(kind);
     this.options.log(line);
+  }
+}
+
+/** A random transaction id, drawn again while `taken` says it is in use. */
+export function transactionId(
+  taken: (t: Uint8Array) => boolean,
+  random: (into: Uint8Array) => void = randomFillSync,
+): Uint8Array {
+  for (;;) {
+    const t = new Uint8Array(TRANSACTION_ID_LENGTH);
+    random(t);
+    if (!taken(t)) return t;
   }
 }
 

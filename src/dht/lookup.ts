@@ -4,8 +4,13 @@
 // closest nodes seen so far have all answered or failed, or after `maxQueries` queries.
 // The replies' tokens are kept so that announce_peer can go to the closest nodes that
 // gave one.
+//
+// One candidate per IP address, the first seen: a hostile host answering with many ids at
+// its own address (different ports) must not fill the closest set and eclipse the lookup.
+// Loopback addresses are exempt, as in the routing table: tests run every node on
+// 127.0.0.1 (libtorrent's dht_restrict_search_ips, off in such tests).
 
-import type { NodeContact } from "./contacts.ts";
+import { isLoopbackHost, type NodeContact } from "./contacts.ts";
 import { compareDistance, type NodeId, nodeIdHex } from "./node_id.ts";
 import { K } from "./routing_table.ts";
 
@@ -34,6 +39,7 @@ export class IterativeLookup {
   /** Sorted by distance to the target, closest first. */
   #candidates: Candidate[] = [];
   readonly #seen = new Set<string>();
+  readonly #seenHosts = new Set<string>();
   #inFlight = 0;
   #queried = 0;
 
@@ -121,7 +127,10 @@ export class IterativeLookup {
     for (const contact of nodes) {
       const key = nodeIdHex(contact.id);
       if (this.#seen.has(key) || key === nodeIdHex(this.ownId)) continue;
+      const perHost = !isLoopbackHost(contact.host);
+      if (perHost && this.#seenHosts.has(contact.host)) continue;
       this.#seen.add(key);
+      if (perHost) this.#seenHosts.add(contact.host);
       this.#candidates.push({ contact, state: "new" });
       added = true;
     }

@@ -2,9 +2,11 @@
 // out in get_peers "values". Bounded in every direction: info-hashes (least recently
 // announced dropped first), peers per info-hash (oldest dropped first), age (an announce
 // lasts 30 minutes, twice the usual 15-minute re-announce), and peers per reply (a reply
-// must fit one UDP datagram).
+// must fit one UDP datagram). One entry per IP address: a re-announce from the same IP
+// replaces the port, so one host cannot fill an info-hash's list with 200 ports; loopback
+// is exempt (one host by definition, where tests run many peers), as in the routing table.
 
-import type { PeerAddress } from "./contacts.ts";
+import { isLoopbackHost, type PeerAddress } from "./contacts.ts";
 
 export interface PeerStoreLimits {
   maxInfoHashes: number;
@@ -22,7 +24,7 @@ export const DEFAULT_PEER_STORE_LIMITS: PeerStoreLimits = {
 const MAX_VALUES_PER_REPLY = 50;
 
 export class PeerStore {
-  /** info-hash hex -> ("host:port" -> peer and when it announced); Maps keep insertion order. */
+  /** info-hash hex -> (host -> peer and when it announced); Maps keep insertion order. */
   readonly #byInfoHash = new Map<
     string,
     Map<string, { peer: PeerAddress; at: number }>
@@ -49,7 +51,9 @@ export class PeerStore {
       }
     }
     this.#byInfoHash.set(infoHashHex, peers);
-    const key = `${peer.host}:${peer.port}`;
+    const key = isLoopbackHost(peer.host)
+      ? `${peer.host}:${peer.port}`
+      : peer.host;
     peers.delete(key);
     peers.set(key, {
       peer: { host: peer.host, port: peer.port },

@@ -5,8 +5,17 @@
 // the range of the bucket") in prefix form. Node states follow BEP 5: good (replied within
 // 15 min, or replied once and queried us within 15 min), questionable, bad (failed to
 // answer several queries in a row). See NOTES.md for the invariants.
+//
+// One address per bucket: a host cannot fill a bucket (or its replacements) with ids at
+// many ports, which would let it eclipse that part of the id space. Loopback addresses are
+// exempt, because loopback is one host by definition: tests run many nodes on 127.0.0.1
+// (libtorrent's dht_restrict_routing_ips is the same rule, turned off in such tests).
 
-import type { NodeContact } from "./contacts.ts";
+import {
+  isLoopbackHost,
+  type NodeContact,
+  type PeerAddress,
+} from "./contacts.ts";
 import {
   compareDistance,
   NODE_ID_BITS,
@@ -37,8 +46,11 @@ export type NodeState = "good" | "questionable" | "bad";
 export type InsertResult =
   | { kind: "added" | "refreshed" | "dropped" }
   /** The bucket is full but holds questionable nodes: ping this one; if it fails (see
-   * `failed`), the new node, kept as a replacement, takes its place. */
-  | { kind: "ping"; node: TableNode };
+   * `failed`), the new node, kept as a replacement, takes its place. Call `checkDone`
+   * when the ping is over: until then the node is not handed out for another check. */
+  | { kind: "ping"; node: TableNode }
+  /** Kept as a replacement; every questionable node of the bucket is being checked. */
+  | { kind: "replacement" };
 
 interface Bucket {
   nodes: TableNode[];
@@ -50,6 +62,8 @@ interface Bucket {
 
 export class RoutingTable {
   readonly #buckets: Bucket[];
+  /** Nodes handed out by `replied` for a liveness ping that has not ended yet. */
+  readonly #checking = new Set<TableNode>();
 
   constructor(
     readonly ownId: NodeId,
@@ -109,6 +123,7 @@ export class RoutingTable {
         bucket.lastChanged = now;
         return { kind: "refreshed" };
       }
+      if (holdsHost(bucket, contact)) return { kind: "dropped" };
       const node: TableNode = {
         id: contact.id,
         host: contact.host,
@@ -133,17 +148,29 @@ export class RoutingTable {
       }
       const questionable = bucket.nodes
         .filter((n) => this.state(n) === "questionable")
-        .sort((a, b) => lastSeen(a) - lastSeen(b))[0];
-      if (!questionable) return { kind: "dropped" };
+        .sort((a, b) => lastSeen(a) - lastSeen(b));
+      if (questionable.length === 0) return { kind: "dropped" };
       this.#addReplacement(bucket, node);
-      return { kind: "ping", node: questionable };
+      // many replies to a full bucket must not start many pings of the same node
+      const unchecked = questionable.find((n) => !this.#checking.has(n));
+      if (!unchecked) return { kind: "replacement" };
+      this.#checking.add(unchecked);
+      return { kind: "ping", node: unchecked };
     }
   }
 
-  /** A node sent us a query: only refreshes a node already in the table (BEP 5 "good"). */
-  queried(id: Uint8Array): void {
-    const node = this.find(id);
-    if (node) node.lastQuery = this.now();
+  /** The liveness ping asked for by a `ping` result is over (answered or not). */
+  checkDone(node: TableNode): void {
+    this.#checking.delete(node);
+  }
+
+  /**
+   * A node sent us a query: refreshes a node already in the table (BEP 5 "good"), but
+   * only from the address it is known at: anyone can put another node's id in a query.
+   */
+  queried(contact: NodeContact): void {
+    const node = this.find(contact.id);
+    if (node && sameAddress(node, contact)) node.lastQuery = this.now();
   }
 
   /** Whether a new node that replied would be taken at once (no ping round needed). */
@@ -154,10 +181,16 @@ export class RoutingTable {
       bucket.nodes.some((n) => this.state(n) === "bad");
   }
 
-  /** A node did not answer a query; a bad node gives its place to the newest replacement. */
-  failed(id: Uint8Array): void {
-    const bucket = this.#bucketFor(id);
-    const at = bucket.nodes.findIndex((n) => sameId(n.id, id));
+  /**
+   * A node did not answer a query; a bad node gives its place to the newest replacement.
+   * Only charged to the entry at that address: a query to the same id elsewhere (an id
+   * some other node made up) says nothing about the node we know.
+   */
+  failed(contact: NodeContact): void {
+    const bucket = this.#bucketFor(contact.id);
+    const at = bucket.nodes.findIndex((n) =>
+      sameId(n.id, contact.id) && sameAddress(n, contact)
+    );
     if (at < 0) return;
     const node = bucket.nodes[at];
     node.failures++;
@@ -179,20 +212,23 @@ export class RoutingTable {
 
   /**
    * BEP 5: a bucket unchanged for 15 minutes is refreshed with a find_node for a random id
-   * in its range. Returns those targets, one a stale bucket.
+   * in its range. Returns up to `max` such targets, one a stale bucket, the stalest first;
+   * only those buckets count as refreshed, so the others come up in a later round.
    */
-  refreshTargets(): NodeId[] {
+  refreshTargets(max = Infinity): NodeId[] {
     const now = this.now();
-    const targets: NodeId[] = [];
-    this.#buckets.forEach((bucket, depth) => {
-      if (now - bucket.lastChanged < GOOD_FOR_MS) return;
+    const stale = this.#buckets
+      .map((bucket, depth) => ({ bucket, depth }))
+      .filter(({ bucket }) => now - bucket.lastChanged >= GOOD_FOR_MS)
+      .sort((a, b) => a.bucket.lastChanged - b.bucket.lastChanged)
+      .slice(0, max);
+    return stale.map(({ bucket, depth }) => {
       const last = depth === this.#buckets.length - 1;
       // the last bucket covers every id sharing >= depth bits: any such id will do
       const bits = last ? depth + randomInt(NODE_ID_BITS - depth) : depth;
-      targets.push(randomIdAtPrefix(this.ownId, bits));
       bucket.lastChanged = now; // one refresh a period, whatever it finds
+      return randomIdAtPrefix(this.ownId, bits);
     });
-    return targets;
   }
 
   /** Questionable nodes, least recently seen first, for a liveness ping. */
@@ -241,6 +277,18 @@ export class RoutingTable {
   #newBucket(): Bucket {
     return { nodes: [], replacements: [], lastChanged: this.now() };
   }
+}
+
+/** Whether another id of the bucket or its replacements is at this host (loopback exempt). */
+function holdsHost(bucket: Bucket, contact: NodeContact): boolean {
+  if (isLoopbackHost(contact.host)) return false;
+  const other = (n: TableNode) =>
+    n.host === contact.host && !sameId(n.id, contact.id);
+  return bucket.nodes.some(other) || bucket.replacements.some(other);
+}
+
+function sameAddress(a: PeerAddress, b: PeerAddress): boolean {
+  return a.host === b.host && a.port === b.port;
 }
 
 function lastSeen(node: TableNode): number {

@@ -9,6 +9,7 @@ import { encode } from "../../src/bencode/encode.ts";
 import type { BDict } from "../../src/bencode/types.ts";
 import { encodeNodes, type NodeContact } from "../../src/dht/contacts.ts";
 import { DhtNode } from "../../src/dht/dht_node.ts";
+import { loadDhtState, saveDhtState } from "../../src/dht/state_file.ts";
 import { IterativeLookup } from "../../src/dht/lookup.ts";
 import {
   compareDistance,
@@ -81,6 +82,10 @@ interface ScriptedNode {
 interface Script {
   silent?: boolean;
   values?: Uint8Array[];
+  /** get_peers answers with nodes as well as values. */
+  alsoNodes?: boolean;
+  /** find_node answers with no nodes. */
+  findNothing?: boolean;
   /** The nodes it hands out (decided after all nodes exist). */
   nodes: () => NodeContact[];
   inFlight: { now: number; max: number };
@@ -108,9 +113,11 @@ async function scriptedNode(id: NodeId, script: Script): Promise<ScriptedNode> {
       node.getPeers++;
       r.token = node.token;
       if (script.values) r.values = script.values;
-      else r.nodes = encodeNodes(script.nodes());
+      if (!script.values || script.alsoNodes) {
+        r.nodes = encodeNodes(script.nodes());
+      }
     } else if (method === "find_node") {
-      r.nodes = encodeNodes(script.nodes());
+      r.nodes = encodeNodes(script.findNothing ? [] : script.nodes());
     } else if (method === "announce_peer") {
       node.announced.push({
         port: args.port as number,
@@ -210,4 +217,215 @@ Deno.test("a DhtNode looks up through scripted nodes: alpha 3, values streamed, 
     await dht.close();
     await Promise.all(nodes.map((n) => n.close()));
   }
+});
+
+Deno.test("IterativeLookup takes one candidate per IP, the first seen, except on loopback", () => {
+  const target = new Uint8Array(20) as NodeId;
+  const at = (host: string, bits: number, port: number): NodeContact => ({
+    id: randomIdAtPrefix(target, bits),
+    host,
+    port,
+  });
+  const lookup = new IterativeLookup(target, randomNodeId(), [
+    at("198.51.100.9", 1, 1),
+    at("127.0.0.1", 2, 2),
+    at("127.0.0.1", 3, 3),
+  ], { alpha: 20, maxQueries: 20, maxCandidates: 50 });
+  const first = lookup.next();
+  assert.deepEqual(first.map((c) => c.port).sort(), [1, 2, 3]);
+  // one host claims the closest ids at many ports: only its first one counts
+  lookup.replied(first[0], [
+    ...Array.from({ length: 10 }, (_, i) => at("203.0.113.5", 100 + i, 10 + i)),
+    at("198.51.100.9", 150, 99), // the seed's IP again
+    at("127.0.0.1", 120, 50),
+    at("127.0.0.1", 121, 51),
+  ]);
+  assert.deepEqual(lookup.next().map((c) => c.port).sort((a, b) => a - b), [
+    10,
+    50,
+    51,
+  ]);
+});
+
+/** 6-byte compact peer. */
+function peer(host: string, port: number): Uint8Array {
+  return new Uint8Array([
+    ...host.split(".").map(Number),
+    port >> 8,
+    port & 255,
+  ]);
+}
+
+Deno.test("a lookup drops unusable addresses, reads <= 100 values a reply and reports <= 1000, and survives a throwing onPeers", async () => {
+  // the lookup starts from the one saved node and walks the chain below through all
+  const own = randomNodeId();
+  const target = randomIdAtPrefix(own, 0);
+  const dir = await Deno.makeTempDir({ prefix: "dht-values-" });
+  const stateFile = `${dir}/dht.dat`;
+  const inFlight = { now: 0, max: 0 };
+  const nodes: ScriptedNode[] = [];
+  const bad = ["0.1.2.3", "224.0.0.251", "239.1.1.1", "240.0.0.1"]
+    .concat(["255.255.255.255"]);
+  // a chain: each node names the next two, closer ones, so the lookup walks all of them
+  for (let i = 0; i < 16; i++) {
+    const values = [
+      ...bad.map((host) => peer(host, 6881)),
+      peer("127.0.0.9", 6881), // usable: the reply came from loopback
+      ...Array.from({ length: 150 }, (_, j) => peer(`10.${i}.${j}.1`, 6881)),
+    ];
+    nodes.push(
+      await scriptedNode(randomIdAtPrefix(target, 2 + i * 4), {
+        values,
+        alsoNodes: true,
+        findNothing: true,
+        nodes: () => nodes.slice(i + 1, i + 3).map((n) => n.contact),
+        inFlight,
+        replyDelayMs: 1,
+      }),
+    );
+  }
+  await saveDhtState(stateFile, { id: own, nodes: [nodes[0].contact] });
+  const logs: string[] = [];
+  const dht = await DhtNode.start({
+    host: "127.0.0.1",
+    port: 0,
+    bootstrap: [],
+    stateFile,
+    log: (line) => logs.push(line),
+    queryTimeoutMs: 300,
+  });
+  try {
+    const streamed: string[] = [];
+    let calls = 0;
+    const result = await dht.lookup(target, (peers) => {
+      assert.ok(peers.length <= 100, `${peers.length} from one reply`);
+      streamed.push(...peers.map((p) => p.host));
+      if (++calls === 1) throw new Error("a consumer bug");
+    });
+    assert.equal(result.queried, 16); // 16 x 95 values: more than 1000
+    assert.equal(result.peers, 1000);
+    assert.equal(streamed.length, 1000);
+    assert.ok(streamed.includes("127.0.0.9"));
+    for (const host of bad) assert.ok(!streamed.includes(host), host);
+    assert.ok(logs.some((l) => /a consumer bug/.test(l)), logs.join("\n"));
+  } finally {
+    await dht.close();
+    await Promise.all(nodes.map((n) => n.close()));
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the bootstrap router seeds the lookup but is kept out of the table and the state file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dht-router-" });
+  const stateFile = `${dir}/dht.dat`;
+  const inFlight = { now: 0, max: 0 };
+  const nodes: ScriptedNode[] = [];
+  for (let i = 0; i < 5; i++) {
+    nodes.push(
+      await scriptedNode(randomNodeId(), {
+        nodes: () => nodes.map((n) => n.contact),
+        inFlight,
+        replyDelayMs: 1,
+      }),
+    );
+  }
+  const router = nodes[0].contact;
+  const dht = await DhtNode.start({
+    host: "127.0.0.1",
+    port: 0,
+    bootstrap: [`127.0.0.1:${router.port}`],
+    stateFile,
+    log: () => {},
+    queryTimeoutMs: 300,
+  });
+  try {
+    await dht.lookup(randomNodeId(), () => {});
+    assert.equal(dht.stats().nodes, 4, JSON.stringify(dht.stats()));
+  } finally {
+    await dht.close();
+    await Promise.all(nodes.map((n) => n.close()));
+  }
+  const state = await loadDhtState(stateFile);
+  const ports = state!.nodes.map((n) => n.port).sort();
+  assert.deepEqual(ports, nodes.slice(1).map((n) => n.contact.port).sort());
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a run that reaches nobody keeps the saved nodes; a run that does drops the silent ones", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dht-offline-" });
+  const stateFile = `${dir}/dht.dat`;
+  const inFlight = { now: 0, max: 0 };
+  const silent: ScriptedNode[] = [];
+  for (let i = 0; i < 5; i++) {
+    silent.push(
+      await scriptedNode(randomNodeId(), {
+        silent: true,
+        nodes: () => [],
+        inFlight,
+        replyDelayMs: 1,
+      }),
+    );
+  }
+  const alive = await scriptedNode(randomNodeId(), {
+    nodes: () => [],
+    inFlight,
+    replyDelayMs: 1,
+  });
+  const start = () =>
+    DhtNode.start({
+      host: "127.0.0.1",
+      port: 0,
+      bootstrap: [],
+      stateFile,
+      log: () => {},
+      queryTimeoutMs: 100,
+    });
+  const savedPorts = async () =>
+    (await loadDhtState(stateFile))!.nodes.map((n) => n.port).sort();
+  try {
+    const id = randomNodeId();
+    await saveDhtState(stateFile, { id, nodes: silent.map((n) => n.contact) });
+    const offline = await start();
+    await offline.lookup(randomNodeId(), () => {}); // waits for the bootstrap
+    assert.equal(offline.stats().goodNodes, 0);
+    await offline.close();
+    assert.deepEqual(
+      await savedPorts(),
+      silent.map((n) => n.contact.port).sort(),
+    );
+    assert.deepEqual((await loadDhtState(stateFile))!.id, id);
+
+    await saveDhtState(stateFile, {
+      id,
+      nodes: [...silent, alive].map((n) => n.contact),
+    });
+    const online = await start();
+    await online.lookup(randomNodeId(), () => {});
+    await online.close();
+    assert.deepEqual(await savedPorts(), [alive.contact.port]);
+  } finally {
+    await Promise.all([...silent, alive].map((n) => n.close()));
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("close() does not wait for a bootstrap router's name to resolve", async () => {
+  const asked: string[] = [];
+  const dht = await DhtNode.start({
+    host: "127.0.0.1",
+    port: 0,
+    bootstrap: ["router.example.invalid:6881"],
+    stateFile: null,
+    log: () => {},
+    // a resolver that never answers (no network here)
+    resolve: (host) => {
+      asked.push(host);
+      return new Promise(() => {});
+    },
+  });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.deepEqual(asked, ["router.example.invalid"]);
+  const started = performance.now();
+  await dht.close();
+  assert.ok(performance.now() - started < 1000);
 });

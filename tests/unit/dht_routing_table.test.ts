@@ -72,7 +72,7 @@ Deno.test("nodes turn questionable after 15 min; a full bucket asks for a ping, 
   const oldest = table.find(far[0].id)!;
   assert.equal(table.state(oldest), "questionable");
   // a node that replied once and queries us within 15 min is good again
-  table.queried(far[1].id);
+  table.queried(far[1]);
   assert.equal(table.state(table.find(far[1].id)!), "good");
 
   const newcomer = contactAt(0);
@@ -81,9 +81,9 @@ Deno.test("nodes turn questionable after 15 min; a full bucket asks for a ping, 
   assert.ok(result.kind === "ping" && result.node.port === far[0].port);
   assert.equal(table.find(newcomer.id), undefined, "kept as a replacement");
 
-  table.failed(far[0].id);
+  table.failed(far[0]);
   assert.equal(table.state(table.find(far[0].id)!), "questionable");
-  table.failed(far[0].id); // two failures in a row: bad, replaced
+  table.failed(far[0]); // two failures in a row: bad, replaced
   assert.equal(table.find(far[0].id), undefined);
   assert.ok(table.find(newcomer.id));
   assert.equal(table.size, K + 1);
@@ -95,8 +95,8 @@ Deno.test("a bad node with no replacement waiting is replaced by the next node t
   table.replied(contactAt(3));
   const far = Array.from({ length: K }, () => contactAt(0));
   for (const c of far) table.replied(c);
-  table.failed(far[2].id);
-  table.failed(far[2].id);
+  table.failed(far[2]);
+  table.failed(far[2]);
   assert.ok(table.hasRoomFor(contactAt(0).id));
   assert.ok(!table.closest(OWN, 100).some((n) => n.port === far[2].port));
   const newcomer = contactAt(0);
@@ -129,4 +129,98 @@ Deno.test("an id answering from another address does not move its entry", () => 
   table.replied(node);
   assert.equal(table.replied({ ...node, port: node.port + 1 }).kind, "dropped");
   assert.equal(table.find(node.id)!.port, node.port);
+});
+
+/** A contact at `bits` shared bits, at a given host. */
+function contactOn(host: string, bits: number): NodeContact {
+  return { ...contactAt(bits), host };
+}
+
+Deno.test("refreshTargets(max) marks only the buckets it returns; the rest come up next round", () => {
+  const { state, now } = clock();
+  const table = new RoutingTable(OWN, now);
+  for (let i = 0; i < K; i++) table.replied(contactAt(0));
+  for (let depth = 1; depth <= 6; depth++) {
+    for (let i = 0; i < K; i++) table.replied(contactAt(depth));
+  }
+  const buckets = table.bucketCount;
+  assert.ok(buckets >= 7, `${buckets} buckets`);
+  state.now += GOOD_FOR_MS;
+  const seen = new Set<number>();
+  let rounds = 0;
+  for (;;) {
+    const targets = table.refreshTargets(3);
+    if (targets.length === 0) break;
+    assert.ok(targets.length <= 3);
+    for (const t of targets) {
+      seen.add(Math.min(sharedPrefixBits(t, OWN), buckets - 1));
+    }
+    rounds++;
+  }
+  assert.equal(seen.size, buckets, "every stale bucket, the deep ones too");
+  assert.equal(rounds, Math.ceil(buckets / 3));
+});
+
+Deno.test("one address per bucket (replacements included), but any number on loopback", () => {
+  const { state, now } = clock();
+  const table = new RoutingTable(OWN, now);
+  for (let i = 0; i < K; i++) table.replied(contactAt(3)); // full: the next one splits
+  assert.equal(table.replied(contactOn("203.0.113.7", 0)).kind, "added");
+  const sameHost = contactOn("203.0.113.7", 0);
+  assert.equal(table.replied(sameHost).kind, "dropped", "same IP, other port");
+  assert.equal(table.find(sameHost.id), undefined);
+  // another bucket may hold the same IP
+  assert.equal(table.replied(contactOn("203.0.113.7", 1)).kind, "added");
+  // loopback is exempt
+  for (let i = 0; i < 3; i++) {
+    assert.equal(table.replied(contactOn("127.0.0.1", 0)).kind, "added");
+  }
+  for (let i = 0; i < 4; i++) table.replied(contactOn(`198.51.100.${i}`, 0));
+  // a full bucket of questionable nodes keeps a replacement; a second id from its IP is refused
+  state.now += GOOD_FOR_MS;
+  assert.equal(table.replied(contactOn("192.0.2.1", 0)).kind, "ping");
+  assert.equal(table.replied(contactOn("192.0.2.1", 0)).kind, "dropped");
+});
+
+Deno.test("queried() and failed() count only from the entry's own address", () => {
+  const { state, now } = clock();
+  const table = new RoutingTable(OWN, now);
+  const node = contactOn("198.51.100.1", 2);
+  table.replied(node);
+  state.now += GOOD_FOR_MS;
+  const entry = table.find(node.id)!;
+  table.queried({ ...node, host: "198.51.100.2" }); // a forged query with its id
+  assert.equal(table.state(entry), "questionable");
+  table.queried({ ...node, port: node.port + 1 });
+  assert.equal(table.state(entry), "questionable");
+  table.queried(node);
+  assert.equal(table.state(entry), "good");
+
+  table.failed({ ...node, port: node.port + 1 });
+  table.failed({ ...node, host: "198.51.100.3" });
+  assert.equal(
+    entry.failures,
+    0,
+    "a query to a made-up address is not its failure",
+  );
+  table.failed(node);
+  assert.equal(entry.failures, 1);
+});
+
+Deno.test("a questionable node is handed out for one check at a time", () => {
+  const { state, now } = clock();
+  const table = new RoutingTable(OWN, now);
+  table.replied(contactAt(3));
+  for (let i = 0; i < K; i++) table.replied(contactAt(0));
+  state.now += GOOD_FOR_MS;
+  // everything is questionable now; a burst of replies to the full bucket
+  const results = Array.from({ length: 20 }, () => table.replied(contactAt(0)));
+  const pinged = results.flatMap((r) => r.kind === "ping" ? [r.node] : []);
+  assert.equal(new Set(pinged).size, pinged.length, "no node checked twice");
+  assert.equal(pinged.length, K, "each questionable node once");
+  assert.equal(results.at(-1)!.kind, "replacement");
+  // the oldest check ends (answered or not): that node may be checked again
+  table.checkDone(pinged[0]);
+  const next = table.replied(contactAt(0));
+  assert.ok(next.kind === "ping" && next.node === pinged[0]);
 });

@@ -38,7 +38,7 @@ Deno.test("the peer store is bounded by info-hashes, peers per hash, age and rep
     now,
   );
   for (let port = 1; port <= 70; port++) {
-    store.announce("aa", { host: "10.0.0.1", port });
+    store.announce("aa", { host: `10.0.1.${port}`, port });
   }
   const peers = store.peers("aa");
   assert.equal(peers.length, 50, "one reply holds at most 50");
@@ -59,4 +59,25 @@ Deno.test("the peer store is bounded by info-hashes, peers per hash, age and rep
   // re-announcing moves a peer to the newest end instead of duplicating it
   store.announce("cc", { host: "10.0.0.5", port: 2 });
   assert.equal(store.peers("cc").length, 1);
+});
+
+Deno.test("the peer store keeps one port per IP (the latest), except on loopback", () => {
+  const { now } = clock();
+  const store = new PeerStore(
+    { maxInfoHashes: 3, maxPeersPerInfoHash: 200, ttlMs: 1000 },
+    now,
+  );
+  store.announce("aa", { host: "10.0.0.2", port: 7000 });
+  for (let port = 1; port <= 200; port++) {
+    store.announce("aa", { host: "10.0.0.1", port });
+  }
+  assert.deepEqual(
+    store.peers("aa").sort((a, b) => a.host < b.host ? -1 : 1),
+    [{ host: "10.0.0.1", port: 200 }, { host: "10.0.0.2", port: 7000 }],
+    "one host cannot push the other out with 200 ports",
+  );
+  // a loopback test swarm runs every peer on 127.0.0.1
+  store.announce("bb", { host: "127.0.0.1", port: 1 });
+  store.announce("bb", { host: "127.0.0.1", port: 2 });
+  assert.equal(store.peers("bb").length, 2);
 });
