@@ -5,20 +5,32 @@
 // Timing (BEP 14 leaves it to the client; these follow its advice and what
 // libtorrent does): an info-hash is announced when added, again every 5
 // minutes, and never more than once a minute however often announceNow is
-// called. Our own announces come back to us (multicast loopback is on so that
-// other clients on this host hear us); the random cookie tells them apart.
-// Private torrents (BEP 27) must not be added: that is the caller's rule.
+// called. Each announce goes out three times, at once and after 2 and 4
+// seconds, as libtorrent does: multicast is unacknowledged, and one lost
+// datagram would otherwise hide us for 5 minutes. The repeats are part of that
+// one announce (the once-a-minute rule counts announces, not datagrams); a new
+// announce of the torrent cancels the old one's pending repeats. Our own
+// announces come back to us (multicast loopback is on so that other clients on
+// this host hear us); the random cookie tells them apart. Announces are taken
+// only from local-network addresses (isLocalSource). Private torrents (BEP 27)
+// must not be added: that is the caller's rule.
 
 import dgram from "node:dgram";
 import { randomBytes } from "node:crypto";
 import { normaliseIp } from "../tracker/ip_address.ts";
-import { encodeLsdAnnounce, parseLsdAnnounce } from "./lsd_message.ts";
+import {
+  encodeLsdAnnounce,
+  isLocalSource,
+  parseLsdAnnounce,
+} from "./lsd_message.ts";
 
 /** BEP 14, "Protocol": the org-local IPv4 group. */
 export const LSD_GROUP_IPV4 = { host: "239.192.152.143", port: 6771 };
 
 const ANNOUNCE_INTERVAL_MS = 5 * 60_000;
 const MIN_ANNOUNCE_GAP_MS = 60_000;
+/** When an announce is sent again, after the first datagram (libtorrent's timing). */
+const REPEAT_DELAYS_MS = [2000, 4000];
 /**
  * BEP 14 suggests a TTL above 1 since the group's scope is wider than one
  * link; 32 is libtorrent's choice, so both reach the same hosts.
@@ -42,6 +54,8 @@ export interface LocalDiscoveryOptions {
   bindPort?: number;
   announceIntervalMs?: number;
   minAnnounceGapMs?: number;
+  /** Delays of the repeats of each announce; default [2000, 4000], [] for none. */
+  repeatDelaysMs?: number[];
 }
 
 export interface LocalDiscoveryStats {
@@ -53,6 +67,8 @@ export interface LocalDiscoveryStats {
   ownIgnored: number;
   /** Datagrams that were not a valid announce. */
   malformed: number;
+  /** Datagrams from outside the local network, dropped unread. */
+  notLocal: number;
   peersReported: number;
 }
 
@@ -63,6 +79,7 @@ export class LocalDiscovery {
     announcesHeard: 0,
     ownIgnored: 0,
     malformed: 0,
+    notLocal: 0,
     peersReported: 0,
   };
   readonly #socket: dgram.Socket;
@@ -75,6 +92,8 @@ export class LocalDiscovery {
   readonly #torrents = new Map<string, number>();
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #sends = new Set<Promise<void>>();
+  /** Pending repeats of the last announce of each torrent. */
+  readonly #repeats = new Map<string, ReturnType<typeof setTimeout>[]>();
   #loggedMalformed = false;
   #loggedSendError = false;
   #closed = false;
@@ -148,7 +167,9 @@ export class LocalDiscovery {
   }
 
   remove(infoHashHex: string): void {
-    this.#torrents.delete(infoHashHex.toLowerCase());
+    const key = infoHashHex.toLowerCase();
+    this.#torrents.delete(key);
+    this.#cancelRepeats(key);
   }
 
   /**
@@ -163,7 +184,18 @@ export class LocalDiscovery {
       return false;
     }
     this.#torrents.set(key, now);
+    this.#cancelRepeats(key);
     this.#send(key);
+    const repeats = (this.#options.repeatDelaysMs ?? REPEAT_DELAYS_MS).map(
+      (delay) => {
+        const timer = setTimeout(() => {
+          if (!this.#closed) this.#send(key);
+        }, delay);
+        Deno.unrefTimer(Number(timer));
+        return timer;
+      },
+    );
+    if (repeats.length > 0) this.#repeats.set(key, repeats);
     return true;
   }
 
@@ -171,6 +203,7 @@ export class LocalDiscovery {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    for (const key of [...this.#repeats.keys()]) this.#cancelRepeats(key);
     await Promise.all(this.#sends);
     await new Promise<void>((resolve) => this.#socket.close(() => resolve()));
   }
@@ -188,6 +221,11 @@ export class LocalDiscovery {
     for (const [key, last] of this.#torrents) {
       if (now - last >= this.#interval) this.announceNow(key);
     }
+  }
+
+  #cancelRepeats(key: string): void {
+    for (const timer of this.#repeats.get(key) ?? []) clearTimeout(timer);
+    this.#repeats.delete(key);
   }
 
   #send(infoHashHex: string): void {
@@ -220,6 +258,10 @@ export class LocalDiscovery {
 
   #receive(datagram: Uint8Array, fromAddress: string): void {
     if (this.#closed) return;
+    if (!isLocalSource(fromAddress)) {
+      this.stats.notLocal++;
+      return;
+    }
     const parsed = parseLsdAnnounce(datagram);
     if (parsed.kind === "malformed") {
       this.stats.malformed++;

@@ -12,6 +12,8 @@
 // We send one info-hash per datagram, as libtorrent does: BEP 14 warns that
 // older implementations may read only the first Infohash header. We read all.
 
+import { ipBytes } from "../tracker/ip_address.ts";
+
 export interface LsdAnnounce {
   /** The sender's BitTorrent port (1-65535). */
   port: number;
@@ -95,4 +97,31 @@ function malformed(reason: string): LsdDatagram {
 /** A short, log-safe excerpt of untrusted text. */
 function printable(text: string): string {
   return text.slice(0, 60).replace(/[^\x20-\x7e]/g, "?");
+}
+
+/**
+ * Whether an announce from this address can have come from the local network: IPv4
+ * RFC 1918 private, 169.254.0.0/16 link-local, 127.0.0.0/8 loopback; IPv6 ::1,
+ * fe80::/10 link-local, fc00::/7 unique local (v4-mapped forms count as IPv4).
+ * BEP 14 is local discovery: the group is org-scoped and nobody routes it to us, so
+ * an announce from any other address is spoofed or misrouted, and not taken.
+ */
+export function isLocalSource(address: string): boolean {
+  const b = ipBytes(address);
+  if (!b) return false;
+  const v4 = b.length === 4
+    ? b
+    : b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff &&
+        b[11] === 0xff
+    ? b.subarray(12)
+    : undefined;
+  if (v4) {
+    const [a, second] = v4;
+    return a === 10 || a === 127 ||
+      (a === 172 && second >= 16 && second < 32) ||
+      (a === 192 && second === 168) || (a === 169 && second === 254);
+  }
+  const loopback = b.subarray(0, 15).every((x) => x === 0) && b[15] === 1;
+  return loopback || (b[0] === 0xfe && (b[1] & 0xc0) === 0x80) ||
+    (b[0] & 0xfe) === 0xfc;
 }

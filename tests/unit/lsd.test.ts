@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import {
   encodeLsdAnnounce,
+  isLocalSource,
   type LsdAnnounce,
   parseLsdAnnounce,
 } from "../../src/lsd/lsd_message.ts";
@@ -141,6 +142,7 @@ Deno.test("LocalDiscovery: announces when added, then on its interval, at most o
     bindPort: 0,
     announceIntervalMs: 400,
     minAnnounceGapMs: 150,
+    repeatDelaysMs: [], // counted one datagram an announce here; repeats: below
   });
   try {
     const started = performance.now();
@@ -238,4 +240,57 @@ Deno.test("LocalDiscovery: start fails with a clear error when it cannot bind", 
     }),
     /local peer discovery cannot listen on port 6771/,
   );
+});
+
+Deno.test("lsd: announces are taken from local-network addresses only", () => {
+  for (
+    const local of ["10.1.2.3", "172.16.0.1", "172.31.255.254", "192.168.77.2"]
+      .concat(["169.254.1.1", "127.0.0.1", "127.8.9.10", "::1", "fe80::1"])
+      .concat(["fd12:3456::1", "fc00::5", "::ffff:192.168.1.1"])
+  ) {
+    assert.ok(isLocalSource(local), local);
+  }
+  for (
+    const remote of ["8.8.8.8", "172.32.0.1", "192.169.0.1", "100.64.0.1"]
+      .concat(["0.0.0.0", "239.192.152.143", "2001:db8::1", "::ffff:8.8.8.8"])
+      .concat(["fec0::1", "not an address", ""])
+  ) {
+    assert.ok(!isLocalSource(remote), remote);
+  }
+});
+
+Deno.test("LocalDiscovery: each announce is repeated twice (one lost datagram costs no 5 minutes), within the once-a-gap rule", async () => {
+  const group = await udpProbe();
+  const lsd = await LocalDiscovery.start({
+    listenPort: 6881,
+    log: () => {},
+    onPeer: () => {},
+    group: { host: "127.0.0.1", port: group.port },
+    bindPort: 0,
+    minAnnounceGapMs: 1000,
+    repeatDelaysMs: [60, 120],
+  });
+  try {
+    lsd.add(HASH_A);
+    await until("announce and two repeats", () => group.received.length === 3);
+    assert.ok(group.received.every((d) => d === group.received[0]));
+    assert.equal(
+      lsd.announceNow(HASH_A),
+      false,
+      "the repeats were one announce",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(group.received.length, 3);
+    // removing a torrent cancels its pending repeats
+    lsd.add(HASH_B);
+    lsd.remove(HASH_B);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.equal(group.received.length, 4);
+    // so does close (the test sanitizers check that no timer is left)
+    lsd.add(HASH_B);
+    await until("fifth", () => group.received.length === 5);
+  } finally {
+    await lsd.close();
+    await group.close();
+  }
 });
