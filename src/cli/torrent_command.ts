@@ -231,7 +231,14 @@ async function runAll(
       view.stop();
     }
   } finally {
-    await mapper?.close();
+    try {
+      await mapper?.close();
+    } catch (e) {
+      // A port mapping problem must not keep the session from closing.
+      log(
+        `port mapping: closing failed: ${e instanceof Error ? e.message : e}`,
+      );
+    }
     await session.close();
     stop.dispose();
     await Promise.allSettled(hooks);
