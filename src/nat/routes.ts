@@ -51,6 +51,9 @@ export function defaultGateway(routes: string): string | undefined {
  * The local address packets to `host` leave from: an address of ours on
  * the interface the best route to `host` uses, inside one of that
  * interface's directly connected subnets. `host` itself when it is ours.
+ * An address without a subnet (a /32 with an "onlink" default route, as
+ * some hosting and PPP setups have) is in none of them: then our only
+ * address other than loopback, when there is exactly one.
  */
 export function localAddressToward(
   host: string,
@@ -61,11 +64,7 @@ export function localAddressToward(
   const locals = localAddresses(tables.fibTrie);
   if (locals.includes(target)) return host;
   const routes = parseRoutes(tables.routes);
-  const best = routes
-    .filter((r) => ((target & r.mask) >>> 0) === r.destination)
-    .sort((a, b) =>
-      popCount(b.mask) - popCount(a.mask) || a.metric - b.metric
-    )[0];
+  const best = bestRoute(target, routes);
   if (!best) return undefined;
   const near = best.gateway !== 0 ? best.gateway : target;
   const subnets = routes.filter((r) =>
@@ -75,7 +74,25 @@ export function localAddressToward(
     const mine = locals.find((a) => inSubnet(a, subnet));
     if (mine !== undefined) return formatIPv4(mine);
   }
-  return undefined;
+  const others = locals.filter((a) => a >>> 24 !== 127);
+  return others.length === 1 ? formatIPv4(others[0]) : undefined;
+}
+
+/** Whether `host` is reached directly, not through a router: the best route to it has no gateway. */
+export function isOnLink(host: string, tables: RoutingTables): boolean {
+  const target = parseIPv4(host);
+  if (target === undefined) return false;
+  const best = bestRoute(target, parseRoutes(tables.routes));
+  return best !== undefined && best.gateway === 0;
+}
+
+/** The longest-prefix route to `target`, the lowest metric among equals. */
+function bestRoute(target: number, routes: Route[]): Route | undefined {
+  return routes
+    .filter((r) => ((target & r.mask) >>> 0) === r.destination)
+    .sort((a, b) =>
+      popCount(b.mask) - popCount(a.mask) || a.metric - b.metric
+    )[0];
 }
 
 function parseRoutes(text: string): Route[] {

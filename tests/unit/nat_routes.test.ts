@@ -77,3 +77,31 @@ Deno.test("routes: this machine's own tables read and parse", () => {
   assert.match(tables.routes, /^Iface\s+Destination/);
   assert.equal(localAddressToward("127.0.0.1", tables), "127.0.0.1");
 });
+
+Deno.test("routes: a /32 address with an onlink default route faces the gateway", () => {
+  // ip addr add 203.0.113.5/32 dev eth0; ip route add default via 198.51.100.1 dev eth0 onlink
+  const routes =
+    "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n" +
+    "eth0\t00000000\t016433C6\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
+  const fibTrie = `Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 127.0.0.0/8 2 0 2
+        +-- 127.0.0.0/31 1 0 0
+           |-- 127.0.0.0
+              /8 host LOCAL
+           |-- 127.0.0.1
+              /32 host LOCAL
+     |-- 203.0.113.5
+        /32 host LOCAL
+`;
+  const tables = { routes, fibTrie };
+  assert.equal(localAddressToward("198.51.100.1", tables), "203.0.113.5");
+  // With two such addresses it cannot tell which one: none.
+  const two = fibTrie + "     |-- 203.0.113.6\n        /32 host LOCAL\n";
+  assert.equal(
+    localAddressToward("198.51.100.1", { routes, fibTrie: two }),
+    undefined,
+  );
+});
