@@ -80,9 +80,14 @@ export class NatPmpClient implements MappingClient {
       await this.#exchange(
         encodeMapRequest(lease.protocol, lease.internalPort, 0, 0),
         PROBE_WAITS,
+        // §3.4: a delete is confirmed by a success with lifetime 0 (and
+        // external port 0); one with a lifetime is a late answer to an
+        // earlier request, or a gateway that kept the mapping. An error
+        // answer ends the wait, unconfirmed.
         (r) =>
           r.kind === "map" && r.protocol === lease.protocol &&
-            r.internalPort === lease.internalPort
+            r.internalPort === lease.internalPort &&
+            (r.resultCode !== 0 || r.lifetimeSeconds === 0)
             ? r
             : undefined,
         signal,

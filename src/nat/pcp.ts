@@ -10,14 +10,16 @@
 //                           40: u16 internal port  42: u16 (suggested or assigned)
 //                           external port  44: (suggested or assigned) external address[16]
 //
-// A request is 60 bytes; a response at least 60, a multiple of 4 and at most
-// 1100 (§7), options after the payload (ignored: we send none, §7.3).
+// A request is 60 bytes; a response a multiple of 4 and at most 1100 (§7),
+// options after the payload (ignored: we send none, §7.3). A MAP answer has
+// at least 60; an error answer may be the 24-byte header alone.
 
 import type { TransportProtocol } from "./types.ts";
 
 const PCP_VERSION = 2;
-const OPCODE_MAP = 1;
+export const OPCODE_MAP = 1;
 const RESPONSE_BIT = 0x80;
+const HEADER_LENGTH = 24;
 const MAP_LENGTH = 60;
 const MAX_LENGTH = 1100;
 /** IANA protocol numbers, as MAP carries them (§11.1). */
@@ -71,6 +73,12 @@ export type PcpResponse =
   }
   /** §9: a server of another version (a NAT-PMP one answers with version 0). */
   | { kind: "unsupported-version"; version: number }
+  /**
+   * An error answer of the header alone (§7.2, §8.3: a server may answer a
+   * request it could not parse with less than the whole request): it cannot
+   * be matched to a request, but it says the server refuses them.
+   */
+  | { kind: "header-error"; resultCode: number; opcode: number }
   | { kind: "malformed"; reason: string };
 
 export function newNonce(): Uint8Array {
@@ -106,16 +114,22 @@ export function decodePcpResponse(datagram: Uint8Array): PcpResponse {
     }
     return malformed(`version ${version}`);
   }
-  if (datagram.length < MAP_LENGTH) {
-    return malformed(`${datagram.length} bytes, a MAP response has 60`);
-  }
   if (datagram.length > MAX_LENGTH || datagram.length % 4 !== 0) {
     return malformed(`${datagram.length} bytes, not a PCP message length`);
+  }
+  if (datagram.length < HEADER_LENGTH) {
+    return malformed(`${datagram.length} bytes, shorter than a PCP header`);
   }
   if (!(datagram[1] & RESPONSE_BIT)) {
     return malformed("a request, not a response");
   }
   const opcode = datagram[1] & ~RESPONSE_BIT;
+  if (datagram.length < MAP_LENGTH) {
+    if (datagram[3] !== 0) {
+      return { kind: "header-error", resultCode: datagram[3], opcode };
+    }
+    return malformed(`${datagram.length} bytes, a MAP response has 60`);
+  }
   if (opcode !== OPCODE_MAP) return malformed(`opcode ${opcode}`);
   const view = new DataView(
     datagram.buffer,
@@ -158,6 +172,11 @@ function ipv4Mapped(address: string): Uint8Array {
   }
   bytes.set(parts, 12);
   return bytes;
+}
+
+/** Whether an address as decodePcpResponse gives it is IPv4 (a dotted quad). */
+export function isDottedQuad(address: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(address);
 }
 
 /** Dotted quad for an IPv4-mapped address, else the eight groups in hex. */

@@ -10,7 +10,9 @@ import { doublingWaits, type GatewaySocket } from "./gateway_socket.ts";
 import {
   decodePcpResponse,
   encodeMapRequest,
+  isDottedQuad,
   newNonce,
+  OPCODE_MAP,
   type PcpResponse,
   pcpResultName,
 } from "./pcp.ts";
@@ -69,6 +71,14 @@ export class PcpClient implements MappingClient {
     if (response.lifetimeSeconds === 0 || response.externalPort === 0) {
       throw new PortMappingError(`${this.gateway} granted no mapping`);
     }
+    // We ask for IPv4 and keep only IPv4 leases: a renewal suggests the
+    // address back and a delete carries it, both IPv4-mapped (§5). The
+    // gateway's mapping, if it made one, ends with its lifetime.
+    if (!isDottedQuad(response.externalAddress)) {
+      throw new PortMappingError(
+        `${this.gateway} gave ${response.externalAddress}, not an IPv4 address, as the external address`,
+      );
+    }
     return {
       lease: {
         protocol,
@@ -95,6 +105,7 @@ export class PcpClient implements MappingClient {
         DELETE_WAITS,
         signal,
       );
+      // #exchange took only a success with lifetime 0: the mapping is gone.
       return true;
     } catch (e) {
       if (e instanceof PortMappingError) return false;
@@ -135,9 +146,17 @@ export class PcpClient implements MappingClient {
         return undefined;
       }
       if (r.kind === "unsupported-version") return r;
+      if (r.kind === "header-error") {
+        return r.opcode === OPCODE_MAP ? r : undefined;
+      }
       const ours = r.protocol === protocol && r.internalPort === internalPort &&
         r.nonce.every((b, i) => b === nonce[i]);
-      return ours ? r : undefined;
+      // §15: a delete is confirmed by a success with lifetime 0 only; a
+      // success with a lifetime is a late answer to an earlier request, or
+      // a gateway that kept the mapping.
+      const deleteUnconfirmed = lifetimeSeconds === 0 && r.resultCode === 0 &&
+        r.lifetimeSeconds !== 0;
+      return ours && !deleteUnconfirmed ? r : undefined;
     }, signal);
     if (!reply) {
       throw new PortMappingError(`no PCP answer from ${this.gateway}`);
@@ -145,6 +164,11 @@ export class PcpClient implements MappingClient {
     if (reply.kind === "unsupported-version") {
       throw new PortMappingError(
         `${this.gateway} does not speak PCP version 2 (it answered as version ${reply.version})`,
+      );
+    }
+    if (reply.kind === "header-error") {
+      throw new PortMappingError(
+        `${this.gateway} answered ${pcpResultName(reply.resultCode)}`,
       );
     }
     const restarted = this.#epoch.lostState(reply.epoch, performance.now());

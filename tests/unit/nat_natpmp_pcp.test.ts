@@ -239,11 +239,25 @@ Deno.test("PCP: a NAT-PMP gateway's answer is 'unsupported version' (RFC 6887 §
   );
 });
 
+Deno.test("PCP: an error answer of the header alone gives its result code (RFC 6887 §7.2, §8.3)", () => {
+  // MALFORMED_REQUEST, as a server that could not read the request answers it.
+  assert.deepEqual(decodePcpResponse(pcpResponse({ result: 3, length: 24 })), {
+    kind: "header-error",
+    resultCode: 3,
+    opcode: 1,
+  });
+  assert.deepEqual(
+    decodePcpResponse(pcpResponse({ result: 2, length: 28, opcode: 0x82 })),
+    { kind: "header-error", resultCode: 2, opcode: 2 },
+  );
+});
+
 Deno.test("PCP: hostile datagrams are malformed", () => {
   const cases: [Uint8Array, RegExp][] = [
     [new Uint8Array(3), /3 bytes/],
     [pcpResponse({ version: 7 }), /version 7/],
     [pcpResponse({ length: 24 }), /24 bytes, a MAP response has 60/],
+    [pcpResponse({ length: 20, result: 3 }), /shorter than a PCP header/],
     [pcpResponse({ length: 62 }), /not a PCP message length/],
     [pcpResponse({ length: 1104 }), /not a PCP message length/],
     [pcpResponse({ opcode: 0x01 }), /a request/],
