@@ -13,6 +13,7 @@ export class GatewaySocket {
   /** Ends every request in progress, unanswered (on close). */
   readonly #cancels = new Set<() => void>();
   #closed = false;
+  #heard = false;
 
   private constructor(
     readonly gateway: string,
@@ -22,11 +23,20 @@ export class GatewaySocket {
     this.#socket = socket;
     socket.on("message", (msg, rinfo) => {
       if (rinfo.address !== gateway || rinfo.port !== port) return;
+      this.#heard = true;
       const datagram = new Uint8Array(msg);
       for (const waiter of [...this.#waiters]) waiter(datagram);
     });
     // Send errors surface as a request that got no answer.
     socket.on("error", () => {});
+  }
+
+  /**
+   * Whether any datagram came from the gateway's port, usable or not: a
+   * gateway that sent nothing at all has no server on that port.
+   */
+  get heard(): boolean {
+    return this.#heard;
   }
 
   static async open(gateway: string, port: number): Promise<GatewaySocket> {

@@ -33,14 +33,17 @@ export type SoapResult =
   | { kind: "malformed"; reason: string };
 
 /**
- * The WAN connection service of the description fetched from `location`.
- * Its control URL must be on the same host as the description: requests go
- * to the gateway's own LAN address and nowhere else.
+ * The WAN connection services of the description fetched from `location`,
+ * preferred first. A gateway may list several (a DSL modem often has a
+ * WANIPConnection that is not connected beside the WANPPPConnection that
+ * is), so the caller tries each. A control URL must be on the same host as
+ * the description (any port: some gateways serve control on another one):
+ * requests go to the gateway's own LAN address and nowhere else.
  */
-export function findConnectionService(
+export function findConnectionServices(
   description: string,
   location: URL,
-): ConnectionService | { error: string } {
+): ConnectionService[] | { error: string } {
   const root = parseXml(description);
   const services = descendants(root, "service").map((s) => ({
     serviceType: childText(s, "serviceType") ?? "",
@@ -49,26 +52,33 @@ export function findConnectionService(
   services.sort((a, b) =>
     SERVICE_TYPES.indexOf(a.serviceType) - SERVICE_TYPES.indexOf(b.serviceType)
   );
-  const service = services[0];
-  if (!service) {
+  if (services.length === 0) {
     return { error: "no WAN connection service in the description" };
   }
   const base = descendants(root, "URLBase")[0]?.text.trim() || location.href;
-  let controlUrl: URL;
-  try {
-    controlUrl = new URL(service.controlUrl, base);
-  } catch {
-    return {
-      error: `control URL ${JSON.stringify(service.controlUrl)} is not a URL`,
-    };
+  const found: ConnectionService[] = [];
+  let error = "";
+  for (const service of services) {
+    let controlUrl: URL;
+    try {
+      controlUrl = new URL(service.controlUrl, base);
+    } catch {
+      error ||= `control URL ${
+        JSON.stringify(service.controlUrl)
+      } is not a URL`;
+      continue;
+    }
+    if (
+      controlUrl.protocol !== "http:" ||
+      controlUrl.hostname !== location.hostname
+    ) {
+      error ||=
+        `control URL ${controlUrl.href} is not on the gateway ${location.hostname}`;
+      continue;
+    }
+    found.push({ serviceType: service.serviceType, controlUrl });
   }
-  if (controlUrl.protocol !== "http:" || controlUrl.host !== location.host) {
-    return {
-      error:
-        `control URL ${controlUrl.href} is not on the gateway ${location.host}`,
-    };
-  }
-  return { serviceType: service.serviceType, controlUrl };
+  return found.length > 0 ? found : { error };
 }
 
 /** The body and SOAPAction header of one action call. */

@@ -11,10 +11,12 @@ import { NatPmpClient } from "./natpmp_client.ts";
 import { PcpClient } from "./pcp_client.ts";
 import {
   defaultGateway,
+  isOnLink,
   localAddressToward,
   readRoutingTables,
   type RoutingTables,
 } from "./routes.ts";
+import { orderGateways } from "./ssdp.ts";
 import {
   type Lease,
   type MappingClient,
@@ -57,7 +59,15 @@ export interface MappedPort {
 export const PORT_MAPPING_START_WAIT_MS = 4000;
 const SERVER_PORT = 5351;
 const AUTO_ORDER: PortMappingMethod[] = ["pcp", "natpmp", "upnp"];
-/** close() waits at most this long for the gateway to confirm the deletes. */
+/**
+ * When nothing at all came back to PCP, UPnP goes before NAT-PMP: a NAT-PMP
+ * server answers PCP with "unsupported version" (RFC 6886 §3.5, RFC 6887
+ * §9), so silence means none listens on 5351, and a UPnP-only router (the
+ * common case) still fits in the start wait. NAT-PMP is still tried last,
+ * for a server that ignores other versions.
+ */
+const AFTER_SILENT_PCP: PortMappingMethod[] = ["upnp", "natpmp"];
+/** All that close() does (waiting for requests in flight, the deletes) ends within this. */
 const CLOSE_BUDGET_MS = 2000;
 /** Renewals are never closer together than this, whatever lease a gateway grants. */
 const MIN_RENEWAL_MS = 2000;
@@ -76,6 +86,10 @@ export class PortMapper {
   readonly #logged = new Set<string>();
   #client: MappingClient | null = null;
   #closed = false;
+  /** Set by close(): every delete it waits for ends by then. */
+  #closeDeadline: AbortSignal | null = null;
+  /** The external port the caller of ready() went on with (the TCP port itself when there was none). */
+  #givenPort: number | undefined;
 
   private constructor(options: PortMapperOptions) {
     this.#options = options;
@@ -98,35 +112,51 @@ export class PortMapper {
       timer = setTimeout(() => resolve(null), timeoutMs);
     });
     try {
-      return await Promise.race([this.#ready.promise, late]);
+      const mapped = await Promise.race([this.#ready.promise, late]);
+      this.#givenPort ??= mapped?.externalPort ?? this.#options.tcpPort;
+      return mapped;
     } finally {
       clearTimeout(timer);
     }
   }
 
-  /** Stops renewing and deletes every mapping, waiting at most CLOSE_BUDGET_MS. */
+  /**
+   * Stops renewing and deletes every mapping. Everything it does, waiting
+   * for requests in flight included, ends within CLOSE_BUDGET_MS; it never
+   * throws.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    const deadline = AbortSignal.timeout(CLOSE_BUDGET_MS);
+    this.#closeDeadline = deadline;
     for (const timer of this.#renewals.values()) clearTimeout(timer);
     this.#renewals.clear();
     this.#abort.abort();
-    await Promise.allSettled([...this.#work]);
-    this.#ready.resolve(null);
+    this.#resolveReady(null);
+    await untilAborted(Promise.allSettled([...this.#work]), deadline);
     const client = this.#client;
     if (!client) return;
-    const budget = AbortSignal.timeout(CLOSE_BUDGET_MS);
-    await Promise.all([...this.#leases.values()].map(async (lease) => {
-      const deleted = await client.unmap(lease, budget);
-      this.#options.log(
-        deleted
-          ? `port mapping: deleted ${describeLease(lease)}`
-          : `port mapping: ${client.gateway} did not confirm deleting ${
-            describeLease(lease)
-          }; it ends with its lease`,
+    try {
+      const leases = [...this.#leases.values()];
+      const results = await Promise.allSettled(
+        leases.map((lease) => client.unmap(lease, deadline)),
       );
-    }));
-    client.close();
+      results.forEach((result, i) => {
+        const lease = describeLease(leases[i]);
+        this.#options.log(
+          result.status === "rejected"
+            ? `port mapping: deleting ${lease} failed (${
+              errorText(result.reason)
+            }); it ends with its lease`
+            : result.value
+            ? `port mapping: deleted ${lease}`
+            : `port mapping: ${client.gateway} did not confirm deleting ${lease}; it ends with its lease`,
+        );
+      });
+    } finally {
+      client.close();
+    }
   }
 
   async #establish(): Promise<void> {
@@ -134,21 +164,28 @@ export class PortMapper {
     const tables = readRoutingTables();
     const gateway = this.#options.gateway ||
       (tables && defaultGateway(tables.routes));
-    const order = method === "auto" ? AUTO_ORDER : [method];
+    const queue = method === "auto" ? [...AUTO_ORDER] : [method];
     // The search takes a second or so: in auto mode it runs while PCP and
     // NAT-PMP are tried, and stops when one of them works.
     const search = new AbortController();
-    const gateways = order.includes("upnp")
+    const gateways = queue.includes("upnp")
       ? this.#tracked(
         discoverGateways(
           this.#options.ssdpTarget ?? SSDP_MULTICAST,
           this.#report,
           AbortSignal.any([this.#abort.signal, search.signal]),
+          gateway,
         ),
+      ).then((found) =>
+        orderGateways(
+          found,
+          gateway,
+          (host) => tables !== undefined && isOnLink(host, tables),
+        )
       )
       : Promise.resolve([]);
     const failures: string[] = [];
-    for (const candidate of order) {
+    for (let candidate; (candidate = queue.shift());) {
       if (this.#closed) return;
       try {
         const { client, lease } = await this.#connect(
@@ -159,8 +196,11 @@ export class PortMapper {
         );
         if (this.#closed) {
           // close() ran while the answer was on its way: undo it here.
-          await client.unmap(lease, AbortSignal.timeout(CLOSE_BUDGET_MS));
-          client.close();
+          try {
+            await client.unmap(lease, this.#closeDeadline!);
+          } finally {
+            client.close();
+          }
           return;
         }
         search.abort();
@@ -171,7 +211,18 @@ export class PortMapper {
             METHOD_NAMES[client.method]
           } via ${client.gateway}, lease ${describeLifetime(lease)})`,
         );
-        this.#ready.resolve({
+        if (this.#givenPort !== undefined) {
+          // Announces carry what ready() gave; they are not changed now.
+          this.#options.log(
+            `port mapping: that came after the start stopped waiting; announces carry port ${this.#givenPort}${
+              this.#givenPort === lease.externalPort
+                ? ", the mapped one"
+                : `, not the mapped ${lease.externalPort}`
+            }`,
+          );
+        }
+        this.#notePermanent(lease);
+        this.#resolveReady({
           externalAddress: lease.externalAddress,
           externalPort: lease.externalPort,
           method: client.method,
@@ -182,6 +233,12 @@ export class PortMapper {
       } catch (e) {
         if (!(e instanceof PortMappingError)) throw e;
         failures.push(`${METHOD_NAMES[candidate]}: ${e.message}`);
+        if (
+          e instanceof GatewaySilentError && candidate === "pcp" &&
+          queue.length > 1
+        ) {
+          queue.splice(0, queue.length, ...AFTER_SILENT_PCP);
+        }
       }
     }
     if (this.#closed) return;
@@ -190,7 +247,7 @@ export class PortMapper {
         failures.join("; ")
       }); peers outside the router may not reach port ${tcpPort}`,
     );
-    this.#ready.resolve(null);
+    this.#resolveReady(null);
   }
 
   /** A client of one method that mapped the TCP port; throws PortMappingError. */
@@ -219,17 +276,27 @@ export class PortMapper {
           errors.push(`no address of ours faces ${location.hostname}`);
           continue;
         }
+        let clients: UpnpClient[];
         try {
-          const client = await UpnpClient.open(
+          clients = await UpnpClient.open(
             location,
             local,
             this.#report,
             signal,
           );
-          return { client, lease: (await client.map(request, signal)).lease };
         } catch (e) {
           if (!(e instanceof PortMappingError)) throw e;
           errors.push(e.message);
+          continue;
+        }
+        // Each WAN connection service in turn, until one maps the port.
+        for (const client of clients) {
+          try {
+            return { client, lease: (await client.map(request, signal)).lease };
+          } catch (e) {
+            if (!(e instanceof PortMappingError)) throw e;
+            errors.push(e.message);
+          }
         }
       }
       throw new PortMappingError(errors.join("; "));
@@ -257,10 +324,14 @@ export class PortMapper {
       return { client, lease: (await client.map(request, signal)).lease };
     } catch (e) {
       client.close();
+      if (e instanceof PortMappingError && !socket.heard) {
+        throw new GatewaySilentError(e.message);
+      }
       throw e;
     }
   }
 
+  /** Maps the UDP port; a failure is retried as a failed renewal is. */
   async #mapUdp(client: MappingClient, udpPort: number): Promise<void> {
     try {
       const { lease } = await client.map({
@@ -270,18 +341,30 @@ export class PortMapper {
         probing: true,
       }, this.#abort.signal);
       if (this.#closed) {
-        await client.unmap(lease, AbortSignal.timeout(CLOSE_BUDGET_MS));
+        await client.unmap(lease, this.#closeDeadline!);
         return;
       }
       this.#leases.set("udp", lease);
       this.#options.log(
         `port mapping: ${lease.externalAddress}:${lease.externalPort} forwards to UDP port ${udpPort}`,
       );
+      this.#notePermanent(lease);
       this.#scheduleRenewal(lease);
     } catch (e) {
       if (!(e instanceof PortMappingError) || this.#closed) return;
-      this.#options.log(
-        `port mapping: UDP port ${udpPort} not mapped: ${e.message}`,
+      const retryMs = retryDelay(this.#options);
+      this.#logOnce(
+        `udp:${e.message}`,
+        `port mapping: UDP port ${udpPort} not mapped (${e.message}); retrying every ${
+          Math.round(retryMs / 1000)
+        } s`,
+      );
+      this.#renewals.set(
+        "udp",
+        setTimeout(
+          () => this.#track(this.#mapUdp(client, udpPort)),
+          retryMs,
+        ),
       );
     }
   }
@@ -327,10 +410,15 @@ export class PortMapper {
         lease.externalPort !== previous.externalPort ||
         lease.externalAddress !== previous.externalAddress
       ) {
+        const stale = protocol === "tcp" && this.#givenPort !== undefined &&
+          this.#givenPort !== lease.externalPort;
         this.#options.log(
-          `port mapping: ${protocol.toUpperCase()} port ${lease.internalPort} is now reached at ${lease.externalAddress}:${lease.externalPort}`,
+          `port mapping: ${protocol.toUpperCase()} port ${lease.internalPort} is now reached at ${lease.externalAddress}:${lease.externalPort}${
+            stale ? `; announces still carry port ${this.#givenPort}` : ""
+          }`,
         );
       }
+      this.#notePermanent(lease);
       this.#scheduleRenewal(lease);
     } catch (e) {
       if (this.#closed) return;
@@ -346,6 +434,23 @@ export class PortMapper {
     }
   }
 
+  #resolveReady(mapped: MappedPort | null): void {
+    this.#ready.resolve(mapped);
+  }
+
+  /** UPnP error 725 leaves only permanent mappings: say once what a kill then costs. */
+  #notePermanent(lease: Lease): void {
+    if (lease.lifetimeSeconds !== 0) return;
+    this.#logOnce(
+      "permanent",
+      `port mapping: ${
+        this.#client?.gateway ?? "the gateway"
+      } grants only permanent mappings; they are deleted at exit, but a run that is killed (SIGKILL, a crash) leaves ${
+        describeLease(lease)
+      } open until someone deletes it on the router`,
+    );
+  }
+
   /** Bad answers are logged once a kind: a hostile gateway must not flood the log. */
   readonly #report = (key: string, message: string): void =>
     this.#logOnce(key, `port mapping: ignored ${message} (logged once)`);
@@ -359,10 +464,8 @@ export class PortMapper {
   /** Runs an operation close() waits for; an unexpected error is logged, never thrown. */
   #track(operation: Promise<void>): void {
     const tracked = operation.catch((e) => {
-      this.#options.log(
-        `port mapping stopped: ${e instanceof Error ? e.message : e}`,
-      );
-      this.#ready.resolve(null);
+      this.#options.log(`port mapping stopped: ${errorText(e)}`);
+      this.#resolveReady(null);
     }).finally(() => this.#work.delete(tracked));
     this.#work.add(tracked);
   }
@@ -386,6 +489,34 @@ function renewalDelay(lease: Lease, options: PortMapperOptions): number {
     options.leaseSeconds,
   );
   return Math.max(MIN_RENEWAL_MS, seconds * 500);
+}
+
+/** A UDP mapping that failed is tried again as a failed renewal is: after a quarter of the lease. */
+function retryDelay(options: PortMapperOptions): number {
+  return Math.max(MIN_RENEWAL_MS, options.leaseSeconds * 500) / 2;
+}
+
+/** No PCP or NAT-PMP datagram at all came back: nothing listens on the port. */
+class GatewaySilentError extends PortMappingError {}
+
+/** Resolves when `work` settles or `deadline` aborts, whichever is first. */
+async function untilAborted(
+  work: Promise<unknown>,
+  deadline: AbortSignal,
+): Promise<void> {
+  if (deadline.aborted) return;
+  const { promise, resolve } = Promise.withResolvers<void>();
+  const onAbort = () => resolve();
+  deadline.addEventListener("abort", onAbort, { once: true });
+  try {
+    await Promise.race([work, promise]);
+  } finally {
+    deadline.removeEventListener("abort", onAbort);
+  }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 function describeLease(lease: Lease): string {

@@ -70,6 +70,24 @@ export function decodeSearchResponse(datagram: Uint8Array): SearchResponse {
   return { kind: "found", location, searchTarget };
 }
 
+/**
+ * The order to try the gateways that answered a search in: the default
+ * gateway first, then the hosts on our own link, then the rest, each group
+ * in the order they answered. Any LAN host can answer a search; the router
+ * our traffic goes through is the one whose mapping helps.
+ */
+export function orderGateways(
+  locations: readonly URL[],
+  defaultGateway: string | undefined,
+  onLink: (host: string) => boolean,
+): URL[] {
+  const rank = (url: URL) =>
+    url.hostname === defaultGateway ? 0 : onLink(url.hostname) ? 1 : 2;
+  return locations.map((url, i) => ({ url, i, rank: rank(url) }))
+    .sort((a, b) => a.rank - b.rank || a.i - b.i)
+    .map((entry) => entry.url);
+}
+
 function malformed(reason: string): SearchResponse {
   return { kind: "malformed", reason };
 }

@@ -16,7 +16,7 @@ import {
   type ConnectionService,
   decodeSoapResponse,
   encodeSoapRequest,
-  findConnectionService,
+  findConnectionServices,
   type SoapResult,
   UPNP_ERRORS,
 } from "./igd.ts";
@@ -60,16 +60,23 @@ const DESCRIPTION = "btclient";
 
 /**
  * Searches for gateways; resolves with the description URLs of those that
- * answered within the wait, each from the address its URL names.
+ * answered within the wait, each from the address its URL names, in the
+ * order they came. Any host on the LAN can answer, so each address counts
+ * once (its first answer) and at most MAX_GATEWAYS of them, except
+ * `preferred` (the default gateway), which is always kept and ends the
+ * search at once: nobody else need be heard.
  */
 export async function discoverGateways(
   target: SsdpTarget,
   report: ReportProblem,
   signal: AbortSignal,
+  preferred?: string,
 ): Promise<URL[]> {
   if (signal.aborted) return [];
   const socket = dgram.createSocket("udp4");
+  /** By the address that answered. */
   const found = new Map<string, URL>();
+  const { promise: done, resolve } = Promise.withResolvers<void>();
   socket.on("message", (msg, rinfo) => {
     const answer = decodeSearchResponse(new Uint8Array(msg));
     if (answer.kind === "malformed") {
@@ -82,12 +89,14 @@ export async function discoverGateways(
         "ssdp-elsewhere",
         `an SSDP answer from ${rinfo.address} whose description is on ${answer.location.host}`,
       );
-    } else if (found.size < MAX_GATEWAYS) {
-      found.set(answer.location.href, answer.location);
+    } else if (rinfo.address === preferred) {
+      if (!found.has(rinfo.address)) found.set(rinfo.address, answer.location);
+      resolve();
+    } else if (!found.has(rinfo.address) && found.size < MAX_GATEWAYS) {
+      found.set(rinfo.address, answer.location);
     }
   });
   socket.on("error", () => {});
-  const { promise: done, resolve } = Promise.withResolvers<void>();
   const timers: ReturnType<typeof setTimeout>[] = [];
   const onAbort = () => resolve();
   signal.addEventListener("abort", onAbort, { once: true });
@@ -134,13 +143,16 @@ export class UpnpClient implements MappingClient {
     this.gateway = service.controlUrl.hostname;
   }
 
-  /** Reads the description at `location` and finds its WAN connection service. */
+  /**
+   * Reads the description at `location`: a client for each of its WAN
+   * connection services, to be tried in turn.
+   */
   static async open(
     location: URL,
     internalClient: string,
     report: ReportProblem,
     signal: AbortSignal,
-  ): Promise<UpnpClient> {
+  ): Promise<UpnpClient[]> {
     const { status, body } = await httpRequest(
       location,
       { method: "GET" },
@@ -151,15 +163,17 @@ export class UpnpClient implements MappingClient {
         `${location.host} answered HTTP ${status} for its description`,
       );
     }
-    const service = findConnectionService(body, location);
-    if ("error" in service) {
+    const services = findConnectionServices(body, location);
+    if ("error" in services) {
       report(
         "upnp-description",
-        `the UPnP description at ${location.href}: ${service.error}`,
+        `the UPnP description at ${location.href}: ${services.error}`,
       );
-      throw new PortMappingError(`${location.host}: ${service.error}`);
+      throw new PortMappingError(`${location.host}: ${services.error}`);
     }
-    return new UpnpClient(service, internalClient, report);
+    return services.map((service) =>
+      new UpnpClient(service, internalClient, report)
+    );
   }
 
   async map(
@@ -169,13 +183,16 @@ export class UpnpClient implements MappingClient {
     const { protocol, internalPort, previous } = request;
     let gatewayRestarted = false;
     let externalPort = previous?.externalPort ?? internalPort;
+    let entry: MappingState | undefined;
     if (previous) {
-      const state = await this.#stillMapped(previous, signal);
-      if (state === "gone") {
+      entry = await this.#stillMapped(previous, signal);
+      if (entry.state === "gone") {
         gatewayRestarted = true;
         this.#externalAddress = undefined;
       }
-      if (state === "taken") externalPort = otherPort(previous.externalPort);
+      if (entry.state === "taken") {
+        externalPort = otherPort(previous.externalPort);
+      }
     }
     // Asked first: it shows the control URL works before anything is mapped.
     this.#externalAddress ??= await this.#externalIp(signal);
@@ -193,6 +210,22 @@ export class UpnpClient implements MappingClient {
         signal,
       );
       if (added.kind === "ok") break;
+      if (
+        added.code === UPNP_ERRORS.conflict && previous && entry &&
+        externalPort === previous.externalPort &&
+        (entry.state === "ours" || entry.state === "unknown")
+      ) {
+        // Some gateways refuse to add an entry that exists, even for the
+        // client that holds it. Moving to another port would leave this
+        // one behind: keep it, for what is left of its lease.
+        return {
+          lease: {
+            ...previous,
+            lifetimeSeconds: entry.remainingSeconds ?? previous.lifetimeSeconds,
+          },
+          gatewayRestarted: false,
+        };
+      }
       if (added.code === UPNP_ERRORS.onlyPermanentLeases && lifetimeSeconds) {
         lifetimeSeconds = 0; // then deleted at exit, or never if we are killed
       } else if (
@@ -243,7 +276,7 @@ export class UpnpClient implements MappingClient {
   async #stillMapped(
     lease: Lease,
     signal: AbortSignal,
-  ): Promise<"ours" | "gone" | "taken" | "unknown"> {
+  ): Promise<MappingState> {
     let entry;
     try {
       entry = await this.#call("GetSpecificPortMappingEntry", [
@@ -252,16 +285,25 @@ export class UpnpClient implements MappingClient {
         ["NewProtocol", lease.protocol.toUpperCase()],
       ], signal);
     } catch (e) {
-      if (e instanceof PortMappingError) return "unknown";
+      if (e instanceof PortMappingError) return { state: "unknown" };
       throw e;
     }
     if (entry.kind === "fault") {
-      return entry.code === UPNP_ERRORS.noSuchEntry ? "gone" : "unknown";
+      return {
+        state: entry.code === UPNP_ERRORS.noSuchEntry ? "gone" : "unknown",
+      };
     }
     const ours =
       entry.values.get("NewInternalClient") === this.internalClient &&
       entry.values.get("NewInternalPort") === String(lease.internalPort);
-    return ours ? "ours" : "taken";
+    if (!ours) return { state: "taken" };
+    const remaining = Number(entry.values.get("NewLeaseDuration"));
+    return {
+      state: "ours",
+      remainingSeconds: Number.isInteger(remaining) && remaining > 0
+        ? remaining
+        : undefined,
+    };
   }
 
   async #externalIp(signal: AbortSignal): Promise<string> {
@@ -272,7 +314,8 @@ export class UpnpClient implements MappingClient {
       );
     }
     const address = reply.values.get("NewExternalIPAddress") ?? "";
-    if (!isIPv4(address)) {
+    // 0.0.0.0 is what a WAN connection that is down reports.
+    if (!isIPv4(address) || address === "0.0.0.0") {
       throw new PortMappingError(
         `${this.gateway} gave ${
           JSON.stringify(address.slice(0, 40))
@@ -310,6 +353,13 @@ export class UpnpClient implements MappingClient {
     }
     return result;
   }
+}
+
+/** What GetSpecificPortMappingEntry said about a mapping being renewed. */
+interface MappingState {
+  state: "ours" | "gone" | "taken" | "unknown";
+  /** Seconds left of an entry that is ours, when the gateway says. */
+  remainingSeconds?: number;
 }
 
 function addPortMappingArgs(

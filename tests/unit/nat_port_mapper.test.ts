@@ -1,7 +1,7 @@
 // PortMapper against fake gateways on 127.0.0.1: a PCP / NAT-PMP server on a
 // UDP port, an SSDP responder and an IGD on HTTP. Mapping, renewal with the
 // same nonce, restart detection, fallback, conflicts, deletion at close, and
-// gateways that answer garbage or nothing.
+// gateways that answer garbage, nothing, or the wrong thing.
 
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
@@ -9,6 +9,7 @@ import {
   PortMapper,
   type PortMapperOptions,
 } from "../../src/nat/port_mapper.ts";
+import { discoverGateways } from "../../src/nat/upnp_client.ts";
 
 const LOOPBACK = "127.0.0.1";
 /** Epochs start high, so that a restart (back to 0) is plain to both epoch rules. */
@@ -26,8 +27,41 @@ class FakePortControl {
   readonly mappings = new Map<string, FakeMapping>();
   readonly requests: { version: number; opcode: number; bytes: Uint8Array }[] =
     [];
-  /** "full": PCP and NAT-PMP; "natpmp": answers PCP with "unsupported version"; "garbage"; "silent". */
-  mode: "full" | "natpmp" | "garbage" | "silent" = "full";
+  /**
+   * "full": PCP and NAT-PMP; "natpmp": answers PCP with "unsupported
+   * version"; "natpmp-only": never answers PCP; "pcp-header-error": answers
+   * PCP with a 24-byte MALFORMED_REQUEST header; "garbage"; "silent".
+   */
+  mode:
+    | "full"
+    | "natpmp"
+    | "natpmp-only"
+    | "pcp-header-error"
+    | "garbage"
+    | "silent" = "full";
+  /** Deletes are answered as if the mapping were renewed, and it stays. */
+  keepOnDelete = false;
+  /** This many UDP map requests are refused (NO_RESOURCES / out of resources). */
+  refuseUdp = 0;
+  /** The external address PCP answers carry (IPv4-mapped 10.77.0.1). */
+  pcpExternal = new Uint8Array([
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0xff,
+    0xff,
+    10,
+    77,
+    0,
+    1,
+  ]);
   #started = performance.now();
   #nextPort = 40000;
 
@@ -75,6 +109,13 @@ class FakePortControl {
     if (req[0] === 2 && this.mode === "natpmp") {
       return [this.#header(0, 128 + req[1], 1)];
     }
+    if (req[0] === 2 && this.mode === "natpmp-only") return [];
+    if (req[0] === 2 && this.mode === "pcp-header-error") {
+      const reply = new Uint8Array(24);
+      reply.set([2, 0x80 + req[1], 0, 3]); // MALFORMED_REQUEST
+      new DataView(reply.buffer).setUint32(8, this.#epoch);
+      return [reply];
+    }
     if (req[0] === 2) return [this.#pcp(req)];
     if (req[0] === 0 && req[1] === 0) {
       const reply = this.#header(0, 128, 0, 12);
@@ -103,6 +144,17 @@ class FakePortControl {
     const reply = this.#header(0, 128 + req[1], 0, 16);
     const out = new DataView(reply.buffer);
     out.setUint16(8, internalPort);
+    if (protocol === 17 && this.refuseUdp > 0) {
+      this.refuseUdp--;
+      out.setUint16(2, 4); // out of resources
+      return reply;
+    }
+    const kept = this.mappings.get(key);
+    if (lifetime === 0 && kept && this.keepOnDelete) {
+      out.setUint16(10, kept.externalPort);
+      out.setUint32(12, 3600);
+      return reply;
+    }
     if (lifetime === 0) {
       this.mappings.delete(key);
       return reply;
@@ -133,6 +185,17 @@ class FakePortControl {
       reply[3] = 2; // NOT_AUTHORIZED: someone else's mapping
       return reply;
     }
+    if (protocol === 17 && this.refuseUdp > 0) {
+      this.refuseUdp--;
+      reply[3] = 8; // NO_RESOURCES
+      return reply;
+    }
+    if (lifetime === 0 && existing && this.keepOnDelete) {
+      out.setUint32(4, 3600);
+      out.setUint16(42, existing.externalPort);
+      reply.set(this.pcpExternal, 44);
+      return reply;
+    }
     if (lifetime === 0) {
       this.mappings.delete(key);
       return reply;
@@ -146,7 +209,7 @@ class FakePortControl {
     });
     out.setUint32(4, lifetime);
     out.setUint16(42, external);
-    reply.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 77, 0, 1], 44);
+    reply.set(this.pcpExternal, 44);
     return reply;
   }
 
@@ -401,8 +464,14 @@ class FakeIgd {
     { internalPort: number; lease: number }
   >();
   readonly actions: string[] = [];
+  /** "control path action" of every SOAP call. */
+  readonly calls: string[] = [];
   /** External ports someone else holds: AddPortMapping answers 718. */
   readonly taken = new Set<number>([6881]);
+  /** AddPortMapping of an entry that exists answers 718, even to its own client. */
+  refuseExisting = false;
+  /** Also a WANPPPConnection (/ctl/PPP), listed after a WANIPConnection whose link is down. */
+  pppBesideDownIp = false;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #ssdp: dgram.Socket;
 
@@ -445,12 +514,17 @@ class FakeIgd {
   }
 
   async #handle(request: Request): Promise<Response> {
+    const service = (type: string, path: string) =>
+      `<service><serviceType>urn:schemas-upnp-org:service:${type}</serviceType>` +
+      `<controlURL>${path}</controlURL></service>`;
     if (request.method === "GET") {
       return new Response(
-        "<root><device><deviceList><device><serviceList><service>" +
-          "<serviceType>urn:schemas-upnp-org:service:WANIPConnection:1</serviceType>" +
-          "<controlURL>/ctl/IPConn</controlURL></service></serviceList>" +
-          "</device></deviceList></device></root>",
+        "<root><device><deviceList><device><serviceList>" +
+          service("WANIPConnection:1", "/ctl/IPConn") +
+          (this.pppBesideDownIp
+            ? service("WANPPPConnection:1", "/ctl/PPP")
+            : "") +
+          "</serviceList></device></deviceList></device></root>",
       );
     }
     const action =
@@ -458,10 +532,18 @@ class FakeIgd {
     const body = await request.text();
     const arg = (name: string) =>
       new RegExp(`<${name}>([^<]*)</${name}>`).exec(body)?.[1] ?? "";
+    const path = new URL(request.url).pathname;
     this.actions.push(action);
+    this.calls.push(`${path} ${action}`);
+    if (this.pppBesideDownIp && path === "/ctl/IPConn") {
+      return action === "GetExternalIPAddress"
+        ? soap(action, "<NewExternalIPAddress>0.0.0.0</NewExternalIPAddress>")
+        : fault(501);
+    }
     const key = `${arg("NewProtocol")}:${arg("NewExternalPort")}`;
     if (action === "AddPortMapping") {
       if (this.taken.has(Number(arg("NewExternalPort")))) return fault(718);
+      if (this.refuseExisting && this.mappings.has(key)) return fault(718);
       if (arg("NewInternalClient") !== LOOPBACK) return fault(606);
       this.mappings.set(key, {
         internalPort: Number(arg("NewInternalPort")),
@@ -475,7 +557,8 @@ class FakeIgd {
       return soap(
         action,
         `<NewInternalPort>${mapping.internalPort}</NewInternalPort>` +
-          `<NewInternalClient>${LOOPBACK}</NewInternalClient>`,
+          `<NewInternalClient>${LOOPBACK}</NewInternalClient>` +
+          `<NewLeaseDuration>${mapping.lease}</NewLeaseDuration>`,
       );
     }
     if (action === "DeletePortMapping") {
@@ -567,3 +650,228 @@ async function waitUntil(condition: () => boolean, timeoutMs: number) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+Deno.test("PortMapper, PCP: a lease with a non-IPv4 external address is refused, and close() still works", async () => {
+  const gateway = await FakePortControl.start();
+  gateway.pcpExternal = new Uint8Array(16); // "::", not IPv4-mapped
+  const log = new Log();
+  const mapper = PortMapper.start(
+    options(log, { method: "pcp", serverPort: gateway.port }),
+  );
+  try {
+    assert.equal(await mapper.ready(3000), null);
+    assert.match(
+      log.lines.join("\n"),
+      /PCP: 127\.0\.0\.1 gave 0:0:0:0:0:0:0:0, not an IPv4 address, as the external address/,
+    );
+  } finally {
+    await mapper.close(); // must not throw
+    gateway.close();
+  }
+  assert.doesNotMatch(log.lines.join("\n"), /stopped|RangeError/);
+});
+
+Deno.test("PortMapper, auto: when PCP gets no answer at all, UPnP goes before NAT-PMP and maps within the start wait", async () => {
+  const gateway = await FakePortControl.start();
+  gateway.mode = "silent";
+  const igd = await FakeIgd.start();
+  igd.taken.clear();
+  const log = new Log();
+  const began = performance.now();
+  const mapper = PortMapper.start(
+    options(log, { serverPort: gateway.port, ssdpTarget: igd.ssdpTarget }),
+  );
+  try {
+    const mapped = await mapper.ready(4000);
+    const ms = performance.now() - began;
+    assert.equal(mapped?.method, "upnp", log.lines.join("\n"));
+    // PCP's probe is 1.75 s; NAT-PMP's would be another 1.75 s.
+    assert.ok(ms < 2800, `${ms} ms`);
+    assert.ok(
+      gateway.requests.every((r) => r.version === 2),
+      "no NAT-PMP request",
+    );
+  } finally {
+    await mapper.close();
+    await igd.close();
+    gateway.close();
+  }
+  assert.equal(igd.mappings.size, 0);
+});
+
+Deno.test("PortMapper, auto: a NAT-PMP server that ignores PCP is still found, after UPnP", async () => {
+  const gateway = await FakePortControl.start();
+  gateway.mode = "natpmp-only";
+  const log = new Log();
+  const mapper = PortMapper.start(
+    options(log, { serverPort: gateway.port, ssdpTarget: silentTarget() }),
+  );
+  try {
+    assert.equal((await mapper.ready(4000))?.method, "natpmp");
+  } finally {
+    await mapper.close();
+    gateway.close();
+  }
+  assert.equal(gateway.mappings.size, 0);
+});
+
+Deno.test("PortMapper, auto: a PCP error answer of the header alone fails PCP at once", async () => {
+  const gateway = await FakePortControl.start();
+  gateway.mode = "pcp-header-error";
+  const log = new Log();
+  const began = performance.now();
+  const mapper = PortMapper.start(
+    options(log, { serverPort: gateway.port, ssdpTarget: silentTarget() }),
+  );
+  try {
+    assert.equal((await mapper.ready(3000))?.method, "natpmp");
+    const ms = performance.now() - began;
+    assert.ok(ms < 1000, `${ms} ms: PCP waited for its retransmits`);
+    assert.equal(
+      gateway.requests.filter((r) => r.version === 2).length,
+      1,
+      "one PCP request",
+    );
+  } finally {
+    await mapper.close();
+    gateway.close();
+  }
+});
+
+Deno.test("PortMapper: a delete answered with a lifetime is not confirmed (PCP and NAT-PMP)", async () => {
+  const gateway = await FakePortControl.start();
+  gateway.keepOnDelete = true;
+  const logs = { pcp: new Log(), natpmp: new Log() };
+  const mappers = [
+    PortMapper.start(
+      options(logs.pcp, { method: "pcp", serverPort: gateway.port }),
+    ),
+    PortMapper.start(
+      options(logs.natpmp, {
+        method: "natpmp",
+        tcpPort: 7001,
+        serverPort: gateway.port,
+      }),
+    ),
+  ];
+  try {
+    for (const mapper of mappers) assert.ok(await mapper.ready(3000));
+  } finally {
+    await Promise.all(mappers.map((m) => m.close()));
+    gateway.close();
+  }
+  for (const log of [logs.pcp, logs.natpmp]) {
+    assert.equal(log.count(/^port mapping: deleted/), 0, log.lines.join("\n"));
+    assert.equal(
+      log.count(/127\.0\.0\.1 did not confirm deleting TCP 10\.77\.0\.1:/),
+      1,
+      log.lines.join("\n"),
+    );
+  }
+});
+
+Deno.test("PortMapper: a UDP mapping refused at the start is tried again", async () => {
+  const gateway = await FakePortControl.start();
+  gateway.refuseUdp = 1;
+  const log = new Log();
+  const mapper = PortMapper.start(
+    options(log, { method: "pcp", udpPort: 6890, serverPort: gateway.port }),
+  );
+  try {
+    assert.ok(await mapper.ready(3000));
+    await log.waitFor(
+      /UDP port 6890 not mapped \(127\.0\.0\.1 answered NO_RESOURCES\); retrying every 1 s/,
+      1000,
+    );
+    await log.waitFor(/forwards to UDP port 6890/, 2500);
+    assert.ok(gateway.mappings.has("17:6890"));
+  } finally {
+    await mapper.close();
+    gateway.close();
+  }
+  assert.equal(gateway.mappings.size, 0);
+});
+
+Deno.test("PortMapper, UPnP: a WAN connection that is down is passed over for the next service", async () => {
+  const igd = await FakeIgd.start();
+  igd.pppBesideDownIp = true;
+  igd.taken.clear();
+  const log = new Log();
+  const mapper = PortMapper.start(
+    options(log, { method: "upnp", ssdpTarget: igd.ssdpTarget }),
+  );
+  try {
+    const mapped = await mapper.ready(4000);
+    assert.equal(mapped?.externalAddress, "10.77.0.1", log.lines.join("\n"));
+    assert.deepEqual(igd.calls, [
+      "/ctl/IPConn GetExternalIPAddress", // 0.0.0.0: not connected
+      "/ctl/PPP GetExternalIPAddress",
+      "/ctl/PPP AddPortMapping",
+    ]);
+  } finally {
+    await mapper.close();
+    await igd.close();
+  }
+  assert.equal(igd.mappings.size, 0);
+  assert.equal(igd.calls.at(-1), "/ctl/PPP DeletePortMapping");
+});
+
+Deno.test("PortMapper, UPnP: a renewal refused with 718 for our own entry keeps it, nothing left behind", async () => {
+  const igd = await FakeIgd.start();
+  igd.refuseExisting = true;
+  igd.taken.clear();
+  const log = new Log();
+  const mapper = PortMapper.start(
+    options(log, { method: "upnp", ssdpTarget: igd.ssdpTarget }),
+  );
+  try {
+    assert.equal((await mapper.ready(4000))?.externalPort, 6881);
+    // The renewal at half the 4 s lease: our entry, then 718.
+    await waitUntil(
+      () => igd.actions.filter((a) => a === "AddPortMapping").length >= 2,
+      3500,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual([...igd.mappings.keys()], ["TCP:6881"]);
+    assert.equal(log.count(/is now reached at/), 0, log.lines.join("\n"));
+  } finally {
+    await mapper.close();
+    await igd.close();
+  }
+  assert.equal(igd.mappings.size, 0, "no mapping left on the gateway");
+});
+
+Deno.test("SSDP search: each answering address counts once; the default gateway's answer ends the search", async () => {
+  // One host answers with many descriptions, as a host that wants to crowd out the router would.
+  const flood = dgram.createSocket("udp4");
+  await new Promise<void>((resolve) => flood.bind(0, LOOPBACK, resolve));
+  flood.on("message", (_msg, rinfo) => {
+    for (let i = 0; i < 8; i++) {
+      flood.send(
+        new TextEncoder().encode(answer(`http://${LOOPBACK}:9/d${i}.xml`)),
+        rinfo.port,
+        rinfo.address,
+      );
+    }
+  });
+  const target = { address: LOOPBACK, port: flood.address().port };
+  try {
+    const found = await discoverGateways(
+      target,
+      () => {},
+      new AbortController().signal,
+    );
+    assert.deepEqual(found.map((u) => u.pathname), ["/d0.xml"]);
+    const began = performance.now();
+    const preferred = await discoverGateways(
+      target,
+      () => {},
+      new AbortController().signal,
+      LOOPBACK,
+    );
+    assert.deepEqual(preferred.map((u) => u.pathname), ["/d0.xml"]);
+    assert.ok(performance.now() - began < 300, "ended at the gateway's answer");
+  } finally {
+    flood.close();
+  }
+});

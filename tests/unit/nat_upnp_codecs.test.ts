@@ -5,9 +5,13 @@ import assert from "node:assert/strict";
 import {
   decodeSoapResponse,
   encodeSoapRequest,
-  findConnectionService,
+  findConnectionServices,
 } from "../../src/nat/igd.ts";
-import { decodeSearchResponse, encodeMSearch } from "../../src/nat/ssdp.ts";
+import {
+  decodeSearchResponse,
+  encodeMSearch,
+  orderGateways,
+} from "../../src/nat/ssdp.ts";
 import { childText, descendants, parseXml } from "../../src/nat/xml.ts";
 
 const LOCATION = new URL("http://192.168.77.1:5000/rootDesc.xml");
@@ -131,16 +135,20 @@ Deno.test("IGD: the WAN connection service of a description, v1, v2 or PPP", () 
       "urn:schemas-upnp-org:service:WANPPPConnection:1",
     ]
   ) {
-    const found = findConnectionService(
+    const found = findConnectionServices(
       description(type, "/ctl/IPConn"),
       LOCATION,
     );
     assert.ok(!("error" in found));
-    assert.equal(found.serviceType, type);
-    assert.equal(found.controlUrl.href, "http://192.168.77.1:5000/ctl/IPConn");
+    assert.equal(found.length, 1);
+    assert.equal(found[0].serviceType, type);
+    assert.equal(
+      found[0].controlUrl.href,
+      "http://192.168.77.1:5000/ctl/IPConn",
+    );
   }
   // URLBase, when given, is what the control URL is relative to.
-  const based = findConnectionService(
+  const based = findConnectionServices(
     description(
       "urn:schemas-upnp-org:service:WANIPConnection:1",
       "ctl",
@@ -149,8 +157,68 @@ Deno.test("IGD: the WAN connection service of a description, v1, v2 or PPP", () 
     LOCATION,
   );
   assert.equal(
-    "error" in based ? based.error : based.controlUrl.href,
+    "error" in based ? based.error : based[0].controlUrl.href,
     "http://192.168.77.1:5000/base/ctl",
+  );
+});
+
+Deno.test("IGD: every WAN connection service is returned, preferred first, so that each can be tried", () => {
+  // A DSL modem: an unconnected WANIPConnection beside the WANPPPConnection that works.
+  const both = description(
+    "urn:schemas-upnp-org:service:WANPPPConnection:1",
+    "/ctl/PPP",
+  ).replace(
+    "<service><serviceType>urn:schemas-upnp-org:service:WANIPv6",
+    "<service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:1</serviceType>" +
+      "<controlURL>/ctl/IPConn</controlURL></service>" +
+      "<service><serviceType>urn:schemas-upnp-org:service:WANIPv6",
+  );
+  const found = findConnectionServices(both, LOCATION);
+  assert.ok(!("error" in found));
+  assert.deepEqual(found.map((s) => [s.serviceType, s.controlUrl.pathname]), [
+    ["urn:schemas-upnp-org:service:WANIPConnection:1", "/ctl/IPConn"],
+    ["urn:schemas-upnp-org:service:WANPPPConnection:1", "/ctl/PPP"],
+  ]);
+  // One pointing elsewhere is dropped; the other is kept.
+  const oneBad = findConnectionServices(
+    both.replace("/ctl/IPConn", "http://10.0.0.9/steal"),
+    LOCATION,
+  );
+  assert.ok(!("error" in oneBad));
+  assert.deepEqual(oneBad.map((s) => s.controlUrl.pathname), ["/ctl/PPP"]);
+});
+
+Deno.test("IGD: a control URL on another port of the gateway's host is the gateway's", () => {
+  const found = findConnectionServices(
+    description(
+      "urn:schemas-upnp-org:service:WANIPConnection:1",
+      "http://192.168.77.1:49000/ctl/IPConn",
+    ),
+    LOCATION,
+  );
+  assert.ok(!("error" in found), JSON.stringify(found));
+  assert.equal(
+    found[0].controlUrl.href,
+    "http://192.168.77.1:49000/ctl/IPConn",
+  );
+});
+
+Deno.test("SSDP: the default gateway is tried first, then hosts on our link, then the rest", () => {
+  const url = (host: string) => new URL(`http://${host}:5000/desc.xml`);
+  const answered = [
+    url("192.168.77.50"), // a LAN host, first to answer
+    url("10.9.9.9"), // beyond the router
+    url("192.168.77.1"), // the default gateway
+    url("192.168.77.60"),
+  ];
+  const onLink = (host: string) => host.startsWith("192.168.77.");
+  assert.deepEqual(
+    orderGateways(answered, "192.168.77.1", onLink).map((u) => u.hostname),
+    ["192.168.77.1", "192.168.77.50", "192.168.77.60", "10.9.9.9"],
+  );
+  assert.deepEqual(
+    orderGateways(answered, undefined, () => false).map((u) => u.hostname),
+    answered.map((u) => u.hostname),
   );
 });
 
@@ -161,15 +229,12 @@ Deno.test("IGD: descriptions without a usable service, or pointing elsewhere, ar
     [description("urn:schemas-upnp-org:service:Foo:1", "/x"), /no WAN/],
     [description(v1, ""), /no WAN/],
     [description(v1, "http://10.0.0.9:80/steal"), /not on the gateway/],
-    [
-      description(v1, "http://192.168.77.1:80/other-port"),
-      /not on the gateway/,
-    ],
+    [description(v1, "http://192.168.77.10:5000/x"), /not on the gateway/],
     [description(v1, "file:///etc/passwd"), /not on the gateway/],
     [description(v1, "http://[::1"), /not a URL/],
   ];
   for (const [xml, reason] of cases) {
-    const r = findConnectionService(xml, LOCATION);
+    const r = findConnectionServices(xml, LOCATION);
     assert.ok("error" in r, String(reason));
     assert.match(r.error, reason);
   }
