@@ -2,9 +2,11 @@
 """A hostile home router for the port-mapping tests, run in the router namespace of the test
 lab: it answers every NAT-PMP/PCP request on UDP 5351 and every SSDP search with garbage, and
 serves UPnP descriptions and SOAP answers that are broken in the ways real routers and attackers
-break them. Nothing it says is a usable mapping.
+break them. Nothing it says is a usable mapping. A second LAN address of the router plays
+another host on the LAN: it answers each search first, with several descriptions, as a host
+that wants to crowd the router out of the results would.
 
-Usage: garbage_gateway.py LAN_ADDRESS ELSEWHERE_ADDRESS
+Usage: garbage_gateway.py LAN_ADDRESS ELSEWHERE_ADDRESS OTHER_LAN_ADDRESS
 Prints "GATEWAY READY" once listening, then one line per request it got:
   PORTCONTROL <version> <bytes>   a datagram on 5351
   MSEARCH                         an SSDP search
@@ -56,16 +58,25 @@ def serve_port_control(server):
             server.sendto(reply, peer)
 
 
+def answer(location, target=IGD):
+    return (f"HTTP/1.1 200 OK\r\nST: {target}\r\nLOCATION: {location}\r\n\r\n").encode()
+
+
 def ssdp_answers(lan_address, elsewhere):
-    def answer(location, target=IGD):
-        return (f"HTTP/1.1 200 OK\r\nST: {target}\r\nLOCATION: {location}\r\n\r\n").encode()
     return [
         os.urandom(200),
         b"HTTP/1.1 200 OK\r\nST: " + IGD.encode() + b"\r\n\r\n",   # no LOCATION
         answer(f"http://{elsewhere}:{HTTP_PORT}/rootDesc.xml"),     # points at another host
-        answer(f"http://{lan_address}:{HTTP_PORT}/broken.xml"),     # description is garbage
-        answer(f"http://{lan_address}:{HTTP_PORT}/rootDesc.xml"),   # AddPortMapping answers garbage
-        answer(f"http://{lan_address}:{HTTP_PORT}/ppp.xml"),        # its external address is garbage
+        # Its WANIPConnection answers AddPortMapping with garbage, its WANPPPConnection gives
+        # a garbage external address.
+        answer(f"http://{lan_address}:{HTTP_PORT}/rootDesc.xml"),
+    ]
+
+
+def other_host_answers(other_address):
+    """The other LAN host: a garbage description first, then more that must not be fetched."""
+    return [answer(f"http://{other_address}:{HTTP_PORT}/broken.xml")] + [
+        answer(f"http://{other_address}:{HTTP_PORT}/flood{i}.xml") for i in range(5)
     ]
 
 
@@ -78,28 +89,33 @@ def ssdp_socket(lan_address):
     return server
 
 
-def serve_ssdp(server, lan_address, elsewhere):
+def serve_ssdp(server, lan_address, elsewhere, other_address):
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind((other_address, 0))
     while True:
         request, peer = server.recvfrom(2048)
         if not request.startswith(b"M-SEARCH"):
             continue
         log("MSEARCH")
+        for reply in other_host_answers(other_address):
+            other.sendto(reply, peer)
         for reply in ssdp_answers(lan_address, elsewhere):
             server.sendto(reply, peer)
 
 
-def description(service, control_url):
+def description(services):
+    listed = "".join(
+        f"<service><serviceType>{service}</serviceType><controlURL>{control_url}</controlURL>"
+        "</service>" for service, control_url in services)
     return (
         '<?xml version="1.0"?><root xmlns="urn:schemas-upnp-org:device-1-0"><device>'
         f"<deviceType>{IGD}</deviceType><deviceList><device><deviceList><device><serviceList>"
-        f"<service><serviceType>{service}</serviceType><controlURL>{control_url}</controlURL>"
-        "</service></serviceList></device></deviceList></device></deviceList></device></root>"
+        f"{listed}</serviceList></device></deviceList></device></deviceList></device></root>"
     )
 
 
 DESCRIPTIONS = {
-    "/rootDesc.xml": description(WAN_IP, "/ctl/IPConn"),
-    "/ppp.xml": description(WAN_PPP, "/ctl/PPP"),
+    "/rootDesc.xml": description([(WAN_IP, "/ctl/IPConn"), (WAN_PPP, "/ctl/PPP")]),
 }
 BROKEN = "<root><device><serviceList><service><serviceType>" + WAN_IP + "</servi\x00\xff<<<"
 
@@ -142,10 +158,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main():
-    lan_address, elsewhere = sys.argv[1], sys.argv[2]
-    httpd = http.server.ThreadingHTTPServer((lan_address, HTTP_PORT), Handler)
+    lan_address, elsewhere, other_address = sys.argv[1], sys.argv[2], sys.argv[3]
+    # Both LAN addresses (the router's namespace has nothing else worth hiding).
+    httpd = http.server.ThreadingHTTPServer(("", HTTP_PORT), Handler)
     workers = ((serve_port_control, (port_control_socket(lan_address),)),
-               (serve_ssdp, (ssdp_socket(lan_address), lan_address, elsewhere)),
+               (serve_ssdp, (ssdp_socket(lan_address), lan_address, elsewhere, other_address)),
                (httpd.serve_forever, ()))
     for target, args in workers:
         threading.Thread(target=target, args=args, daemon=True).start()

@@ -162,6 +162,19 @@ export class NatLab {
     );
   }
 
+  /** Gives the router another address on its LAN side, to play a second LAN host. */
+  async addRouterLanAddress(address: string): Promise<void> {
+    await run("ip", [
+      "-n",
+      this.router,
+      "addr",
+      "add",
+      `${address}/24`,
+      "dev",
+      "rlan",
+    ]);
+  }
+
   /** Kills every process the lab started, deletes its namespaces and folder. */
   async close(): Promise<void> {
     await Promise.allSettled([...this.#processes].map((p) => p.stop()));

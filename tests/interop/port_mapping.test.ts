@@ -40,6 +40,8 @@ const RENEWAL_MS = LEASE_SECONDS * 500;
 const REMAP_SLACK_MS = 4000;
 /** The tracker every test torrent names: an HTTP server in the LAN that logs what it is asked. */
 const TRACKER_PORT = 8000;
+/** A second address of the router's LAN side, playing another LAN host in the garbage test. */
+const OTHER_LAN_HOST = "192.168.77.3";
 const GARBAGE_GATEWAY =
   new URL("../helpers/garbage_gateway.py", import.meta.url)
     .pathname;
@@ -359,13 +361,14 @@ Deno.test("without port mapping (--no-port-mapping) the WAN leecher cannot reach
   });
 });
 
-Deno.test("a gateway that answers garbage (NAT-PMP, PCP, SSDP, XML, SOAP) is logged once a kind; the download goes on", async () => {
+Deno.test("a gateway that answers garbage (NAT-PMP, PCP, SSDP, XML, SOAP) is logged once a kind, another LAN host's flood of SSDP answers does not hide it; the download goes on", async () => {
   await withLab("garbage", async (setup) => {
     const { lab, fixture } = setup;
+    await lab.addRouterLanAddress(OTHER_LAN_HOST);
     const gateway = lab.spawn(lab.router, {
       name: "garbage gateway",
       cmd: DEBIAN_PYTHON,
-      args: [GARBAGE_GATEWAY, ROUTER_LAN, WAN_HOST],
+      args: [GARBAGE_GATEWAY, ROUTER_LAN, WAN_HOST, OTHER_LAN_HOST],
       lifetimeSec: 90,
     });
     await gateway.waitForLine(/^GATEWAY READY$/, 10_000);
@@ -404,7 +407,7 @@ Deno.test("a gateway that answers garbage (NAT-PMP, PCP, SSDP, XML, SOAP) is log
       /ignored a malformed NAT-PMP answer from 192\.168\.77\.1/,
       /ignored a malformed SSDP answer from 192\.168\.77\.1/,
       /ignored an SSDP answer from 192\.168\.77\.1 whose description is on 10\.77\.0\.2:5000/,
-      /ignored the UPnP description at http:\/\/192\.168\.77\.1:5000\/broken\.xml: no WAN connection service/,
+      /ignored the UPnP description at http:\/\/192\.168\.77\.3:5000\/broken\.xml: no WAN connection service/,
       /ignored a malformed AddPortMapping answer from 192\.168\.77\.1 \(a fault without an error code \(HTTP 500\)\)/,
       /UPnP: .*192\.168\.77\.1 gave "<script>" as its external address/,
       /port mapping: not available \(PCP: no PCP answer from 192\.168\.77\.1; NAT-PMP: no NAT-PMP answer from 192\.168\.77\.1; UPnP: /,
@@ -428,7 +431,8 @@ Deno.test("a gateway that answers garbage (NAT-PMP, PCP, SSDP, XML, SOAP) is log
       } s after starting`,
     );
     assert.ok(waited < 5000, `${waited} ms`);
-    // It was asked everything, and got nothing usable.
+    // It was asked everything, and got nothing usable: both WAN connection
+    // services of the router, and the other host's first description only.
     for (
       const request of [
         /^PORTCONTROL 2 60$/,
@@ -436,7 +440,6 @@ Deno.test("a gateway that answers garbage (NAT-PMP, PCP, SSDP, XML, SOAP) is log
         /^MSEARCH$/,
         /^HTTP GET \/broken\.xml$/,
         /^HTTP GET \/rootDesc\.xml$/,
-        /^HTTP GET \/ppp\.xml$/,
         /^HTTP POST \/ctl\/IPConn GetExternalIPAddress$/,
         /^HTTP POST \/ctl\/IPConn AddPortMapping$/,
         /^HTTP POST \/ctl\/PPP GetExternalIPAddress$/,
@@ -444,5 +447,10 @@ Deno.test("a gateway that answers garbage (NAT-PMP, PCP, SSDP, XML, SOAP) is log
     ) {
       await gateway.waitForLine(request, 1000);
     }
+    await assert.rejects(
+      gateway.waitForLine(/^HTTP GET \/flood/, 100),
+      /printed no line/,
+      "one description per answering address",
+    );
   });
 });
