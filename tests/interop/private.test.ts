@@ -84,32 +84,51 @@ function recordingPeer(infoHash: Uint8Array) {
   return { port: (listener.addr as Deno.NetAddr).port, seen };
 }
 
-/** A DHT node that answers every query with an empty reply and keeps the info-hashes asked about. */
-async function recordingDhtNode() {
-  const socket = dgram.createSocket("udp4");
+/**
+ * Two DHT nodes that answer every query and keep the info-hashes asked
+ * about: a bootstrap router (which a DHT node asks but does not keep) that
+ * names the second, ordinary node in its replies.
+ */
+async function recordingDht() {
   const asked = new Set<string>();
-  const id = crypto.getRandomValues(new Uint8Array(20));
-  socket.on("message", (msg, from) => {
-    try {
-      const query = decode(new Uint8Array(msg));
-      if (!isDict(query) || !(query["t"] instanceof Uint8Array)) return;
-      const args = query["a"];
-      if (isDict(args) && args["info_hash"] instanceof Uint8Array) {
-        asked.add(Buffer.from(args["info_hash"]).toString("hex"));
-      }
-      const reply = encode({
-        t: query["t"],
-        y: "r",
-        r: { id, nodes: new Uint8Array(0), token: "tok" },
-      });
-      socket.send(reply, from.port, from.address);
-    } catch { /* not for this test */ }
-  });
-  await new Promise<void>((r) => socket.bind(0, "127.0.0.1", r));
+  const bind = async (nodes: () => Uint8Array) => {
+    const socket = dgram.createSocket("udp4");
+    const id = crypto.getRandomValues(new Uint8Array(20));
+    socket.on("message", (msg, from) => {
+      try {
+        const query = decode(new Uint8Array(msg));
+        if (!isDict(query) || !(query["t"] instanceof Uint8Array)) return;
+        const args = query["a"];
+        if (isDict(args) && args["info_hash"] instanceof Uint8Array) {
+          asked.add(Buffer.from(args["info_hash"]).toString("hex"));
+        }
+        const reply = encode({
+          t: query["t"],
+          y: "r",
+          r: { id, nodes: nodes(), token: "tok" },
+        });
+        socket.send(reply, from.port, from.address);
+      } catch { /* not for this test */ }
+    });
+    await new Promise<void>((r) => socket.bind(0, "127.0.0.1", r));
+    return { socket, id, port: socket.address().port };
+  };
+  const node = await bind(() => new Uint8Array(0));
+  // BEP 5 compact node info: id, IPv4 address, port.
+  const contact = new Uint8Array(26);
+  contact.set(node.id);
+  contact.set([127, 0, 0, 1], 20);
+  new DataView(contact.buffer).setUint16(24, node.port);
+  const router = await bind(() => contact);
   return {
-    port: socket.address().port,
+    routerPort: router.port,
     asked,
-    close: () => new Promise<void>((r) => socket.close(() => r())),
+    close: () =>
+      Promise.all(
+        [node, router].map(({ socket }) =>
+          new Promise<void>((r) => socket.close(() => r()))
+        ),
+      ),
   };
 }
 
@@ -124,14 +143,14 @@ for (const isPrivate of [true, false]) {
     const meta = parseMetainfo(fs.readFileSync(fixture.torrent));
     assert.equal(meta.private, isPrivate);
     const peer = recordingPeer(meta.infoHash);
-    const dht = await recordingDhtNode();
+    const dht = await recordingDht();
     const seeder = await startLibtorrentSeeder({
       torrent: fixture.torrent,
       dataDir: fixture.dataDir,
     });
     try {
       const config = await writeConfig(fixture, {
-        dhtBootstrap: [`127.0.0.1:${dht.port}`],
+        dhtBootstrap: [`127.0.0.1:${dht.routerPort}`],
         lsd: false,
         portMapping: "off",
       });
