@@ -4,13 +4,13 @@
 // configured routers only if that leaves too few nodes; and runs get_peers lookups with
 // optional announce_peer. The state (id + good nodes) is saved at close().
 //
-// The routers (bootstrap addresses) are asked, never kept: like libtorrent, we keep them
+// The routers (bootstrap entries given by name) are asked, never kept: like libtorrent, we keep them
 // out of the routing table and so out of the state file, since a router answers
 // find_node but is no ordinary node (and a table full of routers is one that a handful
 // of hosts control). Addresses in replies are checked (usableAddress) before use.
 
 import { lookup as dnsLookup } from "node:dns/promises";
-import { isIPv4 } from "node:net";
+import { isIP, isIPv4 } from "node:net";
 import {
   ipv4Bytes,
   isLoopbackHost,
@@ -114,13 +114,6 @@ export class DhtNode {
   ) {
     this.#table = new RoutingTable(id);
     this.#loopbackBound = isLoopbackHost(options.host);
-    for (const text of options.bootstrap) {
-      // literal addresses are known now; host names once resolved (#bootstrap)
-      const endpoint = parseEndpoint(text);
-      if (endpoint && isIPv4(endpoint.host)) {
-        this.#routers.add(addressKey(endpoint));
-      }
-    }
   }
 
   static async start(options: DhtNodeOptions): Promise<DhtNode> {
@@ -292,13 +285,19 @@ export class DhtNode {
             return undefined;
           }
           const host = await this.#resolve(endpoint.host);
-          return host ? { host, port: endpoint.port } : undefined;
+          return host
+            ? { host, port: endpoint.port, named: !isIP(endpoint.host) }
+            : undefined;
         }),
       );
       const seeds: NodeContact[] = [];
-      await Promise.all(routers.map(async (router) => {
-        if (!router) return;
-        this.#routers.add(addressKey(router));
+      await Promise.all(routers.map(async (entry) => {
+        if (!entry) return;
+        const router = { host: entry.host, port: entry.port };
+        // A named entry is a router (the public ones are named): asked, never
+        // kept. An address given as an IP is taken as an ordinary node, so a
+        // small DHT whose every node is listed still fills the table.
+        if (entry.named) this.#routers.add(addressKey(router));
         // a router's id is unknown until it answers a ping; it seeds the lookup only
         const outcome = await this.#ping(router);
         if (outcome.kind === "reply") {

@@ -88,8 +88,11 @@ Deno.test("our seeder announces into the DHT and a libtorrent leecher with only 
   const leechDir = `${fixture.root}/leech`;
   await Deno.mkdir(leechDir);
   // Our node joins first (bootstrapped by the plain nodes); the leecher starts
-  // once we have announced.
-  const nodes = await startLibtorrentDht({ nodes: 4 });
+  // once a plain node's get_peers returns our address.
+  // The plain nodes look the hash up every 2 s, so the test can tell when
+  // our announce has landed: libtorrent's leecher looks up once at start
+  // and then only every few minutes.
+  const nodes = await startLibtorrentDht({ nodes: 4, lookup: [hex] });
   const seeder = new ClientProcess([
     "seed",
     fixture.torrent,
@@ -106,7 +109,13 @@ Deno.test("our seeder announces into the DHT and a libtorrent leecher with only 
       /DHT: .* on UDP port (\d+)/,
       30_000,
     );
-    await seeder.waitForLine(/seeding .* on port/, 30_000);
+    const [, tcpPort] = await seeder.waitForLine(
+      /seeding .* on port (\d+)/,
+      30_000,
+    );
+    await nodes.waitForPeer(hex, `127.0.0.1:${tcpPort}`, 30_000).catch((e) => {
+      throw new Error(`${e}\nCLIENT:\n${seeder.output}`);
+    });
     leecher = await startLibtorrentDht({
       nodes: 1,
       bootstrap: [...nodes.dhtPorts, Number(port)].map((p) => `127.0.0.1:${p}`),

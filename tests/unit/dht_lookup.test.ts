@@ -315,7 +315,7 @@ Deno.test("a lookup drops unusable addresses, reads <= 100 values a reply and re
   }
 });
 
-Deno.test("the bootstrap router seeds the lookup but is kept out of the table and the state file", async () => {
+Deno.test("a bootstrap router (named) seeds the lookup but is kept out of the table and the state file; one given by IP is an ordinary node", async () => {
   const dir = await Deno.makeTempDir({ prefix: "dht-router-" });
   const stateFile = `${dir}/dht.dat`;
   const inFlight = { now: 0, max: 0 };
@@ -333,16 +333,28 @@ Deno.test("the bootstrap router seeds the lookup but is kept out of the table an
   const dht = await DhtNode.start({
     host: "127.0.0.1",
     port: 0,
-    bootstrap: [`127.0.0.1:${router.port}`],
+    bootstrap: [`router.test:${router.port}`],
     stateFile,
+    log: () => {},
+    queryTimeoutMs: 300,
+    resolve: () => Promise.resolve("127.0.0.1"),
+  });
+  const byIp = await DhtNode.start({
+    host: "127.0.0.1",
+    port: 0,
+    bootstrap: [`127.0.0.1:${router.port}`],
+    stateFile: null,
     log: () => {},
     queryTimeoutMs: 300,
   });
   try {
+    await byIp.lookup(randomNodeId(), () => {});
+    assert.equal(byIp.stats().nodes, 5, JSON.stringify(byIp.stats()));
     await dht.lookup(randomNodeId(), () => {});
     assert.equal(dht.stats().nodes, 4, JSON.stringify(dht.stats()));
   } finally {
     await dht.close();
+    await byIp.close();
     await Promise.all(nodes.map((n) => n.close()));
   }
   const state = await loadDhtState(stateFile);
