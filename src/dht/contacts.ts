@@ -1,12 +1,11 @@
 // BEP 5 "Contact Encoding": a peer is 6 bytes (IPv4 address, port, network byte order), a
 // node is 26 bytes (its 20-byte id, then the peer form). IPv4 only: IPv6 is BEP 32.
 
+import { formatIPv4, ipBytes } from "../tracker/ip_address.ts";
+import type { PeerAddress } from "../tracker/types.ts";
 import { asNodeId, NODE_ID_LENGTH, type NodeId } from "./node_id.ts";
 
-export interface PeerAddress {
-  host: string;
-  port: number;
-}
+export type { PeerAddress };
 
 export interface NodeContact extends PeerAddress {
   id: NodeId;
@@ -17,20 +16,8 @@ const NODE_LENGTH = NODE_ID_LENGTH + PEER_LENGTH;
 
 /** Dotted-quad IPv4 text as 4 bytes, or undefined for anything else. */
 export function ipv4Bytes(host: string): Uint8Array | undefined {
-  const parts = host.split(".");
-  if (parts.length !== 4) return undefined;
-  const bytes = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(parts[i])) return undefined;
-    const n = Number(parts[i]);
-    if (n > 255) return undefined;
-    bytes[i] = n;
-  }
-  return bytes;
-}
-
-export function formatIpv4(bytes: Uint8Array): string {
-  return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  const bytes = ipBytes(host);
+  return bytes?.length === 4 ? bytes : undefined;
 }
 
 export function encodePeer(peer: PeerAddress): Uint8Array | undefined {
@@ -48,7 +35,7 @@ export function decodePeer(bytes: Uint8Array): PeerAddress | undefined {
   if (bytes.length !== PEER_LENGTH) return undefined;
   const port = (bytes[4] << 8) | bytes[5];
   if (port === 0) return undefined;
-  return { host: formatIpv4(bytes), port };
+  return { host: formatIPv4(bytes), port };
 }
 
 /** Compact node info of the contacts that have IPv4 addresses, concatenated. */

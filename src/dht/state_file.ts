@@ -10,11 +10,11 @@ import { isDict } from "../bencode/access.ts";
 import {
   decodeNodes,
   encodeNodes,
-  formatIpv4,
   ipv4Bytes,
   type NodeContact,
 } from "./contacts.ts";
 import { asNodeId, type NodeId } from "./node_id.ts";
+import { formatIPv4 } from "../tracker/ip_address.ts";
 
 export interface DhtState {
   id: NodeId;
@@ -44,7 +44,7 @@ export async function loadDhtState(
   if (!id || !nodes) throw new Error(`${path}: not a DHT state file`);
   const ip = isDict(value) && value.ip instanceof Uint8Array &&
       value.ip.length === 4
-    ? formatIpv4(value.ip)
+    ? formatIPv4(value.ip)
     : undefined;
   return { id, nodes, ...(ip ? { externalIp: ip } : {}) };
 }

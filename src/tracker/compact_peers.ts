@@ -2,7 +2,7 @@
 // a peer), also used by BEP 15 announce replies. Address and port are in
 // network byte order. Peers with port 0 cannot be dialled and are dropped.
 
-import { formatIPv4, formatIPv6 } from "./ip_address.ts";
+import { formatIPv4, formatIPv6, ipBytes } from "./ip_address.ts";
 import type { PeerAddress } from "./types.ts";
 
 /** Peers from 6-byte entries; undefined if the length is not a multiple of 6. */
@@ -17,6 +17,25 @@ export function parseCompactPeers6(
   bytes: Uint8Array,
 ): PeerAddress[] | undefined {
   return parseEntries(bytes, 16, formatIPv6);
+}
+
+/**
+ * Compact entries for peers of one family (addressLength 4 or 16); callers
+ * pass only valid literals of that family.
+ */
+export function encodeCompactPeers(
+  peers: PeerAddress[],
+  addressLength: 4 | 16,
+): Uint8Array {
+  const entry = addressLength + 2;
+  const out = new Uint8Array(peers.length * entry);
+  peers.forEach((p, i) => {
+    const at = i * entry;
+    out.set(ipBytes(p.host)!, at);
+    out[at + addressLength] = p.port >> 8;
+    out[at + addressLength + 1] = p.port & 0xff;
+  });
+  return out;
 }
 
 function parseEntries(

@@ -9,6 +9,7 @@ import { encode } from "../bencode/encode.ts";
 import { type BDict, BencodeError } from "../bencode/types.ts";
 import { isDict } from "../bencode/access.ts";
 import {
+  encodeCompactPeers,
   parseCompactPeers4,
   parseCompactPeers6,
 } from "../tracker/compact_peers.ts";
@@ -39,12 +40,12 @@ export function encodePex(
   const dropped4 = dropped.filter((p) => ipBytes(p.host)?.length === 4);
   const dropped6 = dropped.filter((p) => ipBytes(p.host)?.length === 16);
   return encode({
-    added: compact(added4, 4),
+    added: encodeCompactPeers(added4, 4),
     "added.f": new Uint8Array(added4.map((p) => p.flags)),
-    added6: compact(added6, 16),
+    added6: encodeCompactPeers(added6, 16),
     "added6.f": new Uint8Array(added6.map((p) => p.flags)),
-    dropped: compact(dropped4, 4),
-    dropped6: compact(dropped6, 16),
+    dropped: encodeCompactPeers(dropped4, 4),
+    dropped6: encodeCompactPeers(dropped6, 16),
   });
 }
 
@@ -79,17 +80,4 @@ function list(
   const peers = parse(v);
   if (!peers) throw new BencodeError(`ut_pex ${key} has a partial entry`);
   return peers;
-}
-
-/** Compact entries; callers pass only valid literals of the one family. */
-function compact(peers: PeerAddress[], addressLength: 4 | 16): Uint8Array {
-  const entry = addressLength + 2;
-  const out = new Uint8Array(peers.length * entry);
-  peers.forEach((p, i) => {
-    const at = i * entry;
-    out.set(ipBytes(p.host)!, at);
-    out[at + addressLength] = p.port >> 8;
-    out[at + addressLength + 1] = p.port & 0xff;
-  });
-  return out;
 }
