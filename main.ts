@@ -12,6 +12,7 @@ import { VERSION } from "./src/version.ts";
 
 async function main(argv: string[]): Promise<number> {
   try {
+    runFromCallersFolder();
     const args = parseCommandLine(argv);
     if (args.command === "help") {
       console.log(USAGE);
@@ -41,6 +42,25 @@ async function main(argv: string[]): Promise<number> {
     console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
     return ExitCode.Failure;
   }
+}
+
+/**
+ * `deno task` runs the client in the folder of deno.json (this file's), and
+ * says where it was called from in INIT_CWD: relative paths on the command
+ * line, the download folder and ./config.json mean the caller's folder, as
+ * for any other command. Only a run placed here is moved: INIT_CWD is
+ * inherited by every process a task starts, which may run elsewhere.
+ */
+function runFromCallersFolder(): void {
+  const callers = Deno.env.get("INIT_CWD");
+  const here = new URL(".", import.meta.url);
+  if (
+    callers === undefined || here.protocol !== "file:" ||
+    Deno.cwd() !== decodeURIComponent(here.pathname).replace(/\/$/, "")
+  ) return;
+  try {
+    Deno.chdir(callers);
+  } catch { /* gone or unreadable: stay where deno task put us */ }
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

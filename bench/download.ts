@@ -7,6 +7,7 @@
 // the medians.
 
 import { parseArgs } from "node:util";
+import { clientArgv } from "../tools/client_command.ts";
 import { aria2LeecherArgs } from "../tests/helpers/aria2.ts";
 import {
   libtorrentLeecherArgs,
@@ -56,21 +57,17 @@ const commands: Record<
   ClientName,
   (swarm: Swarm, saveDir: string, timeoutSec: number) => string[]
 > = {
-  ours: (swarm, saveDir) => [
-    Deno.execPath(),
-    "run",
-    "-A",
-    "--no-prompt",
-    `${REPO}main.ts`,
-    "download",
-    swarm.torrent,
-    "--dir",
-    saveDir,
-    "--peer",
-    swarm.seederAddress,
-    "--quiet",
-    ...LOOPBACK_ONLY,
-  ],
+  ours: (swarm, saveDir) =>
+    clientArgv([
+      "download",
+      swarm.torrent,
+      "--dir",
+      saveDir,
+      "--peer",
+      swarm.seederAddress,
+      "--quiet",
+      ...LOOPBACK_ONLY,
+    ]),
   libtorrent: (swarm, saveDir, timeoutSec) => [
     DEBIAN_PYTHON,
     ...libtorrentLeecherArgs({

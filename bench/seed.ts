@@ -11,6 +11,7 @@
 // prints "seeding ... on port N", stopped with SIGINT (exit code 130).
 
 import { parseArgs } from "node:util";
+import { clientArgv } from "../tools/client_command.ts";
 import { aria2LeecherArgs } from "../tests/helpers/aria2.ts";
 import {
   libtorrentLeecherArgs,
@@ -235,10 +236,7 @@ async function startOurSeeder(context: SeederContext): Promise<Seeder> {
     name: "our seeder",
     cmd: Deno.execPath(),
     args: [
-      "run",
-      "-A",
-      "--no-prompt",
-      `${REPO}main.ts`,
+      ...clientArgv([]).slice(1),
       "seed",
       context.torrent,
       "--dir",

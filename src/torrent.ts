@@ -249,6 +249,12 @@ export class Torrent implements PeerOwner {
     if (this.complete) this.settle.resolve();
   }
 
+  /** Trackers and the DHT are told `port` from now on (a port mapping made or moved). */
+  setAnnouncePort(port: number): void {
+    this.announcer?.setPort(port);
+    this.peerSources?.setAnnouncePort(port);
+  }
+
   addPeers(peers: PeerAddress[], source: string): void {
     if (this.stopped) return;
     this.swarm.add(peers, source);

@@ -1,11 +1,12 @@
 // `deno task compile [--target TRIPLE] [--output FILE]`: builds one
 // standalone executable of the client (default dist/btclient), with the
-// permissions it needs baked in. The config defaults are part of the
+// client task's permissions baked in. The config defaults are part of the
 // program, so the binary runs with no config file at all. A deno task
 // appends its arguments after the script, which `deno compile` would hand to
 // the program, so this script places them where the compiler reads them.
 
 import { parseArgs } from "node:util";
+import { clientFlags, MAIN_TS } from "./client_command.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -14,20 +15,9 @@ const { values } = parseArgs({
     output: { type: "string", default: "dist/btclient" },
   },
 });
-const main = new URL("../main.ts", import.meta.url).pathname;
-const args = [
-  "compile",
-  "--no-prompt",
-  "-N",
-  "-R",
-  "-W",
-  "-E",
-  "--allow-run=/bin/sh",
-  "-o",
-  values.output,
-];
+const args = ["compile", ...clientFlags(), "-o", values.output];
 if (values.target) args.push("--target", values.target);
-args.push(main);
+args.push(MAIN_TS);
 const { code } = await new Deno.Command(Deno.execPath(), {
   args,
   stdout: "inherit",

@@ -74,7 +74,7 @@ export class MagnetJob {
       handshake: { reserved, infoHash: link.infoHash, peerId },
       extensionHandshake: encodeExtensionHandshake({
         extensions: c.pex ? ["ut_metadata", "ut_pex"] : ["ut_metadata"],
-        listenPort: ctx.announcePort,
+        listenPort: ctx.announcePort.value,
         client: `btclient ${VERSION}`,
         maxRequests: 500,
       }),
@@ -92,7 +92,7 @@ export class MagnetJob {
       ? new Announcer(link.trackers, {
         infoHash: link.infoHash,
         peerId,
-        port: ctx.announcePort,
+        port: ctx.announcePort.value,
         numWant: c.numWant,
         timeoutMs: c.trackerTimeoutSeconds * 1000,
         udpMaxRetries: c.udpTrackerRetries,
@@ -114,6 +114,9 @@ export class MagnetJob {
     });
     ctx.log(`${this.name}: fetching the torrent's metadata from peers`);
     announcer?.start();
+    const unfollow = ctx.announcePort.follow((port) =>
+      announcer?.setPort(port)
+    );
     sources.start();
     fetcher.addPeers(link.peers, "magnet");
     fetcher.addPeers(ctx.peers, "command line");
@@ -137,6 +140,7 @@ export class MagnetJob {
       meta = parseMetainfo(torrentBytes);
     } finally {
       clearInterval(retry);
+      unfollow();
       ctx.session.removeSink(link.infoHashHex, fetcher);
       // BEP 27: a private torrent keeps only peers from its trackers, the link and --peer.
       const isPrivate = meta?.private ?? false;

@@ -14,11 +14,7 @@ import {
   readMagnetFile,
 } from "../metainfo/magnet.ts";
 import { TorrentFileError } from "../metainfo/metainfo.ts";
-import {
-  PORT_MAPPING_START_WAIT_MS,
-  PortMapper,
-  type PortMapperOptions,
-} from "../nat/port_mapper.ts";
+import { PortMapper, type PortMapperOptions } from "../nat/port_mapper.ts";
 import { Session } from "../session.ts";
 import { Bandwidth } from "../swarm/bandwidth.ts";
 import {
@@ -27,6 +23,7 @@ import {
   peerReportRows,
 } from "../swarm/peer_report.ts";
 import type { TorrentStats } from "../torrent.ts";
+import { AnnouncePort } from "./announce_port.ts";
 import type { TorrentArgs } from "./args.ts";
 import { loadConfig } from "./config_file.ts";
 import { FolderLock } from "./folder_lock.ts";
@@ -59,7 +56,7 @@ export async function runTorrentCommand(args: TorrentArgs): Promise<number> {
   const log = (line: string) => view.log(line);
   log(`config: ${source}`);
   const files = args.torrent !== undefined
-    ? [args.torrent]
+    ? [locateTorrent(args.torrent, config.torrentsDir)]
     : listTorrentFiles(config.torrentsDir);
   if (files.length === 0) {
     log(
@@ -135,6 +132,9 @@ async function runAll(
         lsd: config.lsd && anyPublic,
         stateDir: path.join(path.resolve(config.downloadDir), ".btclient"),
       }, listenPort);
+      // Nothing waits for the mapping: peers are dialled and trackers told
+      // the listen port now, and told again once the router's port is known.
+      const announcePort = new AnnouncePort(listenPort);
       if (config.portMapping !== "off") {
         mapper = PortMapper.start({
           method: config.portMapping as PortMapperOptions["method"],
@@ -143,10 +143,16 @@ async function runAll(
           udpPort: session.dht?.port,
           leaseSeconds: config.portMappingLeaseSeconds,
           log,
+          onExternalPort: (mapped) => {
+            if (mapped.externalPort !== announcePort.value) {
+              log(
+                `port mapping: trackers and the DHT are told port ${mapped.externalPort} from now on`,
+              );
+            }
+            announcePort.set(mapped.externalPort);
+          },
         });
       }
-      const mapped = await mapper?.ready(PORT_MAPPING_START_WAIT_MS);
-      const announcePort = mapped?.externalPort ?? listenPort;
       const download = new Bandwidth(config.downloadLimit);
       const upload = new Bandwidth(config.uploadLimit);
       const slots = Math.min(
@@ -333,6 +339,23 @@ function magnetSummary(
     seconds: 0,
     ...(error !== undefined ? { error } : {}),
   };
+}
+
+/**
+ * A torrent named on the command line is looked for where the user is, then
+ * in torrentsDir: `download movie1.torrent` finds torrents/movie1.torrent.
+ */
+function locateTorrent(input: string, torrentsDir: string): string {
+  if (isMagnet(input) || path.isAbsolute(input) || fs.existsSync(input)) {
+    return input;
+  }
+  const inFolder = path.join(torrentsDir, input);
+  if (fs.existsSync(inFolder)) return inFolder;
+  throw new TorrentFileError(
+    `cannot read ${input}: no such file here or in ${
+      path.resolve(torrentsDir)
+    }`,
+  );
 }
 
 function listTorrentFiles(dir: string): string[] {

@@ -18,6 +18,7 @@ import type { Bandwidth } from "../swarm/bandwidth.ts";
 import { Torrent } from "../torrent.ts";
 import type { PeerAddress } from "../tracker/types.ts";
 import { makePeerId } from "../version.ts";
+import type { AnnouncePort } from "./announce_port.ts";
 import { type CompletedTorrent, runCompletionHook } from "./completion_hook.ts";
 import { formatBytes } from "./format.ts";
 
@@ -39,8 +40,8 @@ export interface JobSummary {
 export interface JobContext {
   session: Session;
   listenPort: number;
-  /** The port trackers and the DHT are told: the router's mapped port when port mapping worked, else listenPort. */
-  announcePort: number;
+  /** The port trackers and the DHT are told: the router's mapped port once port mapping worked, else listenPort. */
+  announcePort: AnnouncePort;
   peers: PeerAddress[];
   download: Bandwidth;
   upload: Bandwidth;
@@ -165,7 +166,10 @@ export class TorrentJob {
     });
     this.torrent = torrent;
     ctx.session.add(torrent);
-    torrent.start(ctx.peers, ctx.announcePort);
+    torrent.start(ctx.peers, ctx.announcePort.value);
+    const unfollow = ctx.announcePort.follow((port) =>
+      torrent.setAnnouncePort(port)
+    );
     const handedOver = ctx.handedOver ?? [];
     if (handedOver.length > 0) {
       ctx.log(
@@ -202,6 +206,7 @@ export class TorrentJob {
       failure = e instanceof Error ? e.message : String(e);
       ctx.log(`${this.meta.name}: ${failure}`);
     } finally {
+      unfollow();
       await torrent.stop();
       ctx.session.remove(torrent);
     }

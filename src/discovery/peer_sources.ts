@@ -42,8 +42,13 @@ export class PeerSources {
   private lookingUp: Promise<void> | null = null;
   private lastLookupAt = -Infinity;
   private stopped = false;
+  private announcePort: number;
+  /** The port changed while a lookup was announcing the old one. */
+  private portChanged = false;
 
-  constructor(private options: PeerSourcesOptions) {}
+  constructor(private options: PeerSourcesOptions) {
+    this.announcePort = options.announcePort;
+  }
 
   start(): void {
     this.options.lsd?.add(this.options.infoHashHex);
@@ -60,6 +65,15 @@ export class PeerSources {
     }
   }
 
+  /** Announces `port` on the DHT from now on (a port mapping made or moved), at once. */
+  setAnnouncePort(port: number): void {
+    if (port === this.announcePort) return;
+    this.announcePort = port;
+    if (!this.options.dht || this.stopped) return;
+    if (this.lookingUp) this.portChanged = true;
+    else this.lookup();
+  }
+
   /**
    * Stops the schedule. A lookup in flight is not awaited (it can take a
    * minute): the DHT node ends it when it closes, and its peers find a
@@ -72,7 +86,8 @@ export class PeerSources {
   }
 
   private lookup(): void {
-    const { dht, infoHash, announcePort, onPeers, log } = this.options;
+    const { dht, infoHash, onPeers, log } = this.options;
+    const announcePort = this.announcePort;
     if (!dht || this.stopped) return;
     clearTimeout(this.timer);
     this.lastLookupAt = performance.now();
@@ -85,7 +100,10 @@ export class PeerSources {
       (e) => log(`DHT lookup failed: ${e instanceof Error ? e.message : e}`),
     ).finally(() => {
       this.lookingUp = null;
-      if (!this.stopped) {
+      if (this.portChanged && !this.stopped) {
+        this.portChanged = false;
+        this.lookup();
+      } else if (!this.stopped) {
         this.timer = setTimeout(() => this.lookup(), REANNOUNCE_MS);
         Deno.unrefTimer(this.timer as unknown as number);
       }

@@ -3,8 +3,9 @@
 // the one configured), maps the TCP port (and the UDP one when something
 // listens on UDP), renews each lease at half its lifetime, maps everything
 // again when the gateway shows it restarted, and deletes every mapping at
-// close. The start is bounded (ready(timeoutMs)); what the gateway says is
-// logged once and never stops the download. See NOTES.md.
+// close. Nothing waits for it: onExternalPort tells the caller when the
+// mapped port is known or moves (ready(timeoutMs) bounds a wait for it); what
+// the gateway says is logged once and never stops the download. See NOTES.md.
 
 import { GatewaySocket } from "./gateway_socket.ts";
 import { NatPmpClient } from "./natpmp_client.ts";
@@ -44,6 +45,11 @@ export interface PortMapperOptions {
   log: (line: string) => void;
   /** The PCP and NAT-PMP server port: 5351 (RFC 6886 §3, RFC 6887 §19); tests use another. */
   serverPort?: number;
+  /**
+   * Called when the TCP port is first mapped, and again whenever the gateway
+   * moves it: announces should carry this port from then on.
+   */
+  onExternalPort?: (mapped: MappedPort) => void;
   /** Where the SSDP search goes: the multicast group; tests use a unicast address. */
   ssdpTarget?: SsdpTarget;
 }
@@ -55,8 +61,6 @@ export interface MappedPort {
   method: PortMappingMethod;
 }
 
-/** How long a start waits for the mapping before going on without it. */
-export const PORT_MAPPING_START_WAIT_MS = 4000;
 const SERVER_PORT = 5351;
 const AUTO_ORDER: PortMappingMethod[] = ["pcp", "natpmp", "upnp"];
 /**
@@ -88,9 +92,6 @@ export class PortMapper {
   #closed = false;
   /** Set by close(): every delete it waits for ends by then. */
   #closeDeadline: AbortSignal | null = null;
-  /** The external port the caller of ready() went on with (the TCP port itself when there was none). */
-  #givenPort: number | undefined;
-
   private constructor(options: PortMapperOptions) {
     this.#options = options;
   }
@@ -112,9 +113,7 @@ export class PortMapper {
       timer = setTimeout(() => resolve(null), timeoutMs);
     });
     try {
-      const mapped = await Promise.race([this.#ready.promise, late]);
-      this.#givenPort ??= mapped?.externalPort ?? this.#options.tcpPort;
-      return mapped;
+      return await Promise.race([this.#ready.promise, late]);
     } finally {
       clearTimeout(timer);
     }
@@ -211,22 +210,8 @@ export class PortMapper {
             METHOD_NAMES[client.method]
           } via ${client.gateway}, lease ${describeLifetime(lease)})`,
         );
-        if (this.#givenPort !== undefined) {
-          // Announces carry what ready() gave; they are not changed now.
-          this.#options.log(
-            `port mapping: that came after the start stopped waiting; announces carry port ${this.#givenPort}${
-              this.#givenPort === lease.externalPort
-                ? ", the mapped one"
-                : `, not the mapped ${lease.externalPort}`
-            }`,
-          );
-        }
         this.#notePermanent(lease);
-        this.#resolveReady({
-          externalAddress: lease.externalAddress,
-          externalPort: lease.externalPort,
-          method: client.method,
-        });
+        this.#resolveReady(mappedPort(lease, client));
         this.#scheduleRenewal(lease);
         if (udpPort !== undefined) await this.#mapUdp(client, udpPort);
         return;
@@ -410,13 +395,12 @@ export class PortMapper {
         lease.externalPort !== previous.externalPort ||
         lease.externalAddress !== previous.externalAddress
       ) {
-        const stale = protocol === "tcp" && this.#givenPort !== undefined &&
-          this.#givenPort !== lease.externalPort;
         this.#options.log(
-          `port mapping: ${protocol.toUpperCase()} port ${lease.internalPort} is now reached at ${lease.externalAddress}:${lease.externalPort}${
-            stale ? `; announces still carry port ${this.#givenPort}` : ""
-          }`,
+          `port mapping: ${protocol.toUpperCase()} port ${lease.internalPort} is now reached at ${lease.externalAddress}:${lease.externalPort}`,
         );
+        if (protocol === "tcp") {
+          this.#options.onExternalPort?.(mappedPort(lease, client));
+        }
       }
       this.#notePermanent(lease);
       this.#scheduleRenewal(lease);
@@ -436,6 +420,7 @@ export class PortMapper {
 
   #resolveReady(mapped: MappedPort | null): void {
     this.#ready.resolve(mapped);
+    if (mapped) this.#options.onExternalPort?.(mapped);
   }
 
   /** UPnP error 725 leaves only permanent mappings: say once what a kill then costs. */
@@ -525,4 +510,12 @@ function describeLease(lease: Lease): string {
 
 function describeLifetime(lease: Lease): string {
   return lease.lifetimeSeconds ? `${lease.lifetimeSeconds} s` : "permanent";
+}
+
+function mappedPort(lease: Lease, client: MappingClient): MappedPort {
+  return {
+    externalAddress: lease.externalAddress,
+    externalPort: lease.externalPort,
+    method: client.method,
+  };
 }

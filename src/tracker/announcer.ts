@@ -60,11 +60,13 @@ export class Announcer {
   #begun = false;
   #stopped = false;
   #stopping?: Promise<void>;
+  #port: number;
 
   constructor(tiers: string[][], opts: AnnouncerOptions) {
     // BEP 12: shuffle each tier once, when first read.
     this.#tiers = tiers.filter((t) => t.length > 0).map((t) => shuffled(t));
     this.#opts = opts;
+    this.#port = opts.port;
   }
 
   /** Announces "started" now, then on the tracker's interval. */
@@ -77,12 +79,28 @@ export class Announcer {
   /** Announces early, but not before the min interval since the last announce. */
   needPeers(): void {
     if (!this.#begun || this.#stopped || this.#round) return;
+    this.#announceAtFloor();
+  }
+
+  #announceAtFloor(): void {
     const floorSeconds = Math.max(
       this.#minInterval,
       this.#opts.minReannounceSeconds,
     );
     const earliest = this.#lastAnnounceAt + floorSeconds * 1000;
     if (earliest < this.#timerAt) this.#setTimer(earliest);
+  }
+
+  /**
+   * Announces `port` from now on (a port mapping made or moved), telling the
+   * trackers at once, min interval or not: until then they hand out a port
+   * that nobody outside can reach. A mapping moves rarely, so this is no
+   * flood.
+   */
+  setPort(port: number): void {
+    if (port === this.#port) return;
+    this.#port = port;
+    if (this.#begun) this.#announceNow();
   }
 
   /** Sends "completed" once, now. */
@@ -248,7 +266,7 @@ export class Announcer {
     return {
       infoHash: this.#opts.infoHash,
       peerId: this.#opts.peerId,
-      port: this.#opts.port,
+      port: this.#port,
       uploaded,
       downloaded,
       left,

@@ -1,8 +1,10 @@
-// Runs our own client (main.ts) as a separate process, the way a user does.
-// It is spawned directly (not under `timeout`) so that a test's SIGKILL or
-// SIGINT reaches the client itself; a timer bounds its life instead.
+// Runs our own client (main.ts) as a separate process, the way a user does:
+// with the permission flags of the `client` task that `deno task download`
+// runs (tools/client_command.ts), never others. It is spawned directly (not
+// under `deno task` or `timeout`) so that a test's SIGKILL or SIGINT reaches
+// the client itself; a timer bounds its life instead.
 
-export const MAIN_TS = new URL("../../main.ts", import.meta.url).pathname;
+import { clientArgv } from "../../tools/client_command.ts";
 
 // Tests may send to loopback only: the DHT's public bootstrap routers, LSD
 // multicast and the router's port mapping stay off unless a test (inside its
@@ -34,19 +36,15 @@ export class ClientProcess {
       netns?: string;
     } = {},
   ) {
-    const deno = [
-      "run",
-      "-A",
-      "--no-prompt",
-      MAIN_TS,
+    const [deno, ...denoArgs] = clientArgv([
       ...args,
       ...(options.network ? [] : ISOLATED),
-    ];
+    ]);
     const command = options.netns === undefined
-      ? { cmd: Deno.execPath(), args: deno }
+      ? { cmd: deno, args: denoArgs }
       : {
         cmd: "ip",
-        args: ["netns", "exec", options.netns, Deno.execPath(), ...deno],
+        args: ["netns", "exec", options.netns, deno, ...denoArgs],
       };
     this.child = new Deno.Command(command.cmd, {
       args: command.args,
