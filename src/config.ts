@@ -27,7 +27,8 @@ export interface Config {
   uploadLimit: number;
   seedRatio: number;
   seedMinutes: number;
-  maxActiveTorrents: number;
+  maxActiveDownloads: number;
+  maxActiveSeeds: number;
   maxMinutes: number;
   dht: boolean;
   dhtBootstrap: string[];
@@ -71,7 +72,8 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   uploadLimit: 0,
   seedRatio: 0,
   seedMinutes: 0,
-  maxActiveTorrents: 3,
+  maxActiveDownloads: 3,
+  maxActiveSeeds: 1000,
   maxMinutes: 0,
   dht: true,
   dhtBootstrap: Object.freeze([
@@ -294,11 +296,19 @@ export const NUMERIC_KEYS: Record<
     doc:
       "after completing, seed this many minutes; 0 for no time goal (flag --seed-minutes)",
   },
-  maxActiveTorrents: {
+  maxActiveDownloads: {
     min: 1,
     max: 100,
     integer: true,
-    doc: "torrents downloading or seeding at once; the others wait their turn",
+    doc:
+      "torrents downloading (or fetching a magnet's metadata) at once; the others wait their turn",
+  },
+  maxActiveSeeds: {
+    min: 0,
+    max: 10000,
+    integer: true,
+    doc:
+      "torrents seeding at once, apart from the downloads; a torrent completed beyond it ends without seeding",
   },
   maxMinutes: {
     min: 0,
@@ -320,6 +330,12 @@ export const NUMERIC_KEYS: Record<
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
+
+/** Keys of earlier versions, named in the error so that a config can be mended. */
+const RENAMED_KEYS: Record<string, string> = {
+  maxActiveTorrents:
+    " (now maxActiveDownloads; seeding torrents count against maxActiveSeeds)",
+};
 
 /** Reads a JSON config file over the defaults; `source` names it in errors. */
 export function parseConfig(text: string, source: string): Config {
@@ -399,7 +415,11 @@ export function applyOverrides(
       continue;
     }
     if (!Object.hasOwn(NUMERIC_KEYS, key)) {
-      throw new ConfigError(`${source}: unknown key "${key}"`);
+      throw new ConfigError(
+        `${source}: unknown key "${key}"${
+          Object.hasOwn(RENAMED_KEYS, key) ? RENAMED_KEYS[key] : ""
+        }`,
+      );
     }
     const name = key as keyof typeof NUMERIC_KEYS;
     const spec = NUMERIC_KEYS[name];

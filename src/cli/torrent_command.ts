@@ -1,7 +1,7 @@
 // `download` and `seed`: one torrent, or (download with no torrent) every
 // .torrent file in torrentsDir. One session: one listen port, one pair of
-// global rate caps, one peer budget shared by the torrents running at once
-// (maxActiveTorrents). The download folder is locked for the run; SIGINT,
+// global rate caps, one peer budget shared by the torrents downloading at
+// once (maxActiveDownloads), and up to maxActiveSeeds torrents seeding. The download folder is locked for the run; SIGINT,
 // SIGTERM and --max-minutes stop every torrent cleanly, saving state.
 
 import * as fs from "node:fs";
@@ -24,6 +24,7 @@ import {
 } from "../swarm/peer_report.ts";
 import type { TorrentStats } from "../torrent.ts";
 import { AnnouncePort } from "./announce_port.ts";
+import { Slots } from "./slots.ts";
 import type { TorrentArgs } from "./args.ts";
 import { loadConfig } from "./config_file.ts";
 import { FolderLock } from "./folder_lock.ts";
@@ -155,85 +156,113 @@ async function runAll(
       }
       const download = new Bandwidth(config.downloadLimit);
       const upload = new Bandwidth(config.uploadLimit);
-      const slots = Math.min(
-        config.maxActiveTorrents,
-        online.length + magnets.length,
+      // Complete torrents seed at once (maxActiveSeeds of them); the others
+      // download maxActiveDownloads at a time and then seed, if a seeding
+      // slot is free, giving their download slot to the next in line.
+      const seeds = online.filter((j) => j.complete);
+      const queue: (TorrentJob | MagnetJob)[] = [
+        ...online.filter((j) => !j.complete),
+        ...magnets,
+      ];
+      const downloadSlots = new Slots(config.maxActiveDownloads);
+      const seedSlots = new Slots(config.maxActiveSeeds);
+      // The peer budget, shared evenly by the torrents downloading at once;
+      // a seeding torrent may have as many peers as a download.
+      const maxPeers = Math.max(
+        1,
+        Math.floor(
+          config.maxPeers /
+            Math.max(1, Math.min(config.maxActiveDownloads, queue.length)),
+        ),
       );
-      // The peer budget, shared evenly by the torrents running at once.
-      const maxPeers = Math.max(1, Math.floor(config.maxPeers / slots));
       const running = new Set<TorrentJob>();
       view.follow(() => totalStats([...running]));
-      const queue: (TorrentJob | MagnetJob)[] = [...online, ...magnets];
       // Files the torrents of this run write: a fetched magnet may not share them.
       const claimed = new Set(jobs.flatMap((j) => j.paths));
-      const worker = async () => {
-        for (
-          let next = queue.shift();
-          next !== undefined;
-          next = queue.shift()
-        ) {
-          let job = next;
-          if (stoppedBy !== null) {
-            summaries.push(
-              job instanceof MagnetJob
-                ? magnetSummary(job, "partial")
-                : job.finishOffline(),
-            );
-            continue;
-          }
-          const ctx: JobContext = {
-            session,
-            listenPort,
-            announcePort,
-            peers: args.peers,
-            download,
-            upload,
-            maxPeers,
-            seedCommand,
-            log,
-            stop: stop.promise,
-          };
-          if (job instanceof MagnetJob) {
-            const magnet = job;
-            const fetched = await fetchMetadata(magnet, ctx, log);
-            if ("result" in fetched) {
-              summaries.push(fetched);
-              continue;
-            }
-            const clash = fetched.job.paths.find((p) => claimed.has(p));
-            if (clash !== undefined) {
-              for (const peer of fetched.handedOver) peer.opened.conn.close();
-              const why =
-                `${job.file} would write ${clash}, as another torrent of this run does`;
-              log(`skipping ${why}`);
-              summaries.push(magnetSummary(job, "invalid", why));
-              continue;
-            }
-            job = fetched.job;
-            for (const p of job.paths) claimed.add(p);
-            try {
-              await job.check((l) => view.status(l), log);
-            } catch (e) {
-              for (const peer of fetched.handedOver) peer.opened.conn.close();
-              const why = e instanceof Error ? e.message : String(e);
-              log(`${job.meta.name}: ${why}`);
-              summaries.push(magnetSummary(magnet, "failed", why));
-              continue;
-            }
-            ctx.peers = [...args.peers, ...fetched.peers];
-            ctx.handedOver = fetched.handedOver;
-          }
-          running.add(job);
-          summaries.push(await job.run(ctx, hooks));
-          running.delete(job);
-          if (job.torrent) {
-            reportRows.push(
-              ...peerReportRows(job.torrent.swarm.peers.values()),
-            );
-          }
+      const runJob = async (
+        next: TorrentJob | MagnetJob,
+        downloading: boolean,
+      ): Promise<void> => {
+        let held: Slots | null = downloading ? downloadSlots : null;
+        try {
+          await runOne(next, () => {
+            held?.release();
+            held = seedSlots.tryTake() ? seedSlots : null;
+            return held !== null;
+          });
+        } finally {
+          held?.release();
         }
       };
-      await Promise.all(Array.from({ length: slots }, worker));
+      const runOne = async (
+        next: TorrentJob | MagnetJob,
+        enterSeeding: () => boolean,
+      ): Promise<void> => {
+        let job = next;
+        if (stoppedBy !== null) {
+          summaries.push(
+            job instanceof MagnetJob
+              ? magnetSummary(job, "partial")
+              : job.finishOffline(),
+          );
+          return;
+        }
+        const ctx: JobContext = {
+          session,
+          listenPort,
+          announcePort,
+          peers: args.peers,
+          download,
+          upload,
+          maxPeers,
+          seedCommand,
+          enterSeeding,
+          log,
+          stop: stop.promise,
+        };
+        if (job instanceof MagnetJob) {
+          const magnet = job;
+          const fetched = await fetchMetadata(magnet, ctx, log);
+          if ("result" in fetched) {
+            summaries.push(fetched);
+            return;
+          }
+          const clash = fetched.job.paths.find((p) => claimed.has(p));
+          if (clash !== undefined) {
+            for (const peer of fetched.handedOver) peer.opened.conn.close();
+            const why =
+              `${job.file} would write ${clash}, as another torrent of this run does`;
+            log(`skipping ${why}`);
+            summaries.push(magnetSummary(job, "invalid", why));
+            return;
+          }
+          job = fetched.job;
+          for (const p of job.paths) claimed.add(p);
+          try {
+            await job.check((l) => view.status(l), log);
+          } catch (e) {
+            for (const peer of fetched.handedOver) peer.opened.conn.close();
+            const why = e instanceof Error ? e.message : String(e);
+            log(`${job.meta.name}: ${why}`);
+            summaries.push(magnetSummary(magnet, "failed", why));
+            return;
+          }
+          ctx.peers = [...args.peers, ...fetched.peers];
+          ctx.handedOver = fetched.handedOver;
+        }
+        running.add(job);
+        summaries.push(await job.run(ctx, hooks));
+        running.delete(job);
+        if (job.torrent) {
+          reportRows.push(...peerReportRows(job.torrent.swarm.peers.values()));
+        }
+      };
+      const runs = seeds.map((job) => runJob(job, false));
+      for (const job of queue) {
+        await downloadSlots.take();
+        runs.push(runJob(job, true));
+      }
+      await Promise.all(runs);
       view.stop();
     }
   } finally {

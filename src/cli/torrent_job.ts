@@ -51,6 +51,11 @@ export interface JobContext {
   handedOver?: HandedOverPeer[];
   /** The `seed` command: seed even without a goal, until stopped. */
   seedCommand: boolean;
+  /**
+   * Called once the data is complete and the torrent would seed: gives up
+   * its download slot and says whether a seeding slot is free.
+   */
+  enterSeeding: () => boolean;
   stop: Promise<StopReason>;
   log: (line: string) => void;
 }
@@ -131,6 +136,11 @@ export class TorrentJob {
     return this.config.seedRatio > 0 || this.config.seedMinutes > 0;
   }
 
+  /** Whether every piece is verified on disk. */
+  get complete(): boolean {
+    return this.have.complete;
+  }
+
   /** Whether the job has anything to do on the network. */
   needsNetwork(seedCommand: boolean): boolean {
     return !this.have.complete || seedCommand || this.willSeed;
@@ -194,7 +204,14 @@ export class TorrentJob {
           ),
         );
       }
-      if (first === null && (ctx.seedCommand || this.willSeed)) {
+      if (
+        first === null && (ctx.seedCommand || this.willSeed) &&
+        !ctx.enterSeeding()
+      ) {
+        ctx.log(
+          `not seeding ${this.meta.name}: as many torrents as maxActiveSeeds allows are seeding`,
+        );
+      } else if (first === null && (ctx.seedCommand || this.willSeed)) {
         ctx.log(
           `seeding ${this.meta.name} on port ${ctx.listenPort}${this.describeGoal()}`,
         );

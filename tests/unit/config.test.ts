@@ -50,7 +50,8 @@ Deno.test("config: defaults", () => {
     uploadLimit: 0,
     seedRatio: 0,
     seedMinutes: 0,
-    maxActiveTorrents: 3,
+    maxActiveDownloads: 3,
+    maxActiveSeeds: 1000,
     maxMinutes: 0,
     dht: true,
     dhtBootstrap: [
@@ -120,6 +121,10 @@ Deno.test("config: invalid JSON and non-object JSON", () => {
 Deno.test("config: unknown keys", () => {
   fails('{"listenport": 1}', 'cfg.json: unknown key "listenport"');
   fails('{"maxpeers": 1}', 'cfg.json: unknown key "maxpeers"');
+  fails(
+    '{"maxActiveTorrents": 3}',
+    'cfg.json: unknown key "maxActiveTorrents" (now maxActiveDownloads; seeding torrents count against maxActiveSeeds)',
+  );
   fails('{"": 1}', 'cfg.json: unknown key ""');
 });
 
@@ -206,7 +211,8 @@ Deno.test("config: integer keys reject fractions, others accept them", () => {
   assert.deepEqual(integerKeys.sort(), [
     "downloadLimit",
     "listenPort",
-    "maxActiveTorrents",
+    "maxActiveDownloads",
+    "maxActiveSeeds",
     "maxHalfOpen",
     "maxPeers",
     "maxRequestsPerPeer",
