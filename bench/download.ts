@@ -1,13 +1,15 @@
-// `deno task bench [--size-mib 1024] [--runs 1] [--clients ours,libtorrent,aria2]`
+// `deno task bench [--size-mib 1024] [--runs 1] [--clients ours,libtorrent,aria2]
+//                  [--startup-runs 3]`
 //
 // Downloads one random single-file payload (1 MiB pieces) from a libtorrent seeder on
 // 127.0.0.1 with our client, libtorrent's own leecher and aria2c, each run measured the same
 // way (bench/measure.py: wall time, CPU of the process tree, peak RSS), each into a fresh
 // folder that is verified against the source's sha256 and deleted. Prints a Markdown table of
-// the medians.
+// the medians; then the start-up table (bench/startup.ts; --startup-runs 0 leaves it out).
 
 import { parseArgs } from "node:util";
 import { clientArgv } from "../tools/client_command.ts";
+import { benchStartup, startupTable } from "./startup.ts";
 import { aria2LeecherArgs } from "../tests/helpers/aria2.ts";
 import {
   libtorrentLeecherArgs,
@@ -91,11 +93,15 @@ async function main(): Promise<void> {
       "size-mib": { type: "string", default: "1024" },
       runs: { type: "string", default: "1" },
       clients: { type: "string", default: CLIENT_NAMES.join(",") },
+      "startup-runs": { type: "string", default: "3" },
     },
   });
   const sizeMib = positiveInteger(values["size-mib"], "--size-mib");
   const runs = positiveInteger(values.runs, "--runs");
   const clients = parseNames(values.clients, CLIENT_NAMES, "--clients");
+  const startupRuns = values["startup-runs"] === "0"
+    ? 0
+    : positiveInteger(values["startup-runs"], "--startup-runs");
   // generous: a client slower than 5 MiB/s has a problem worth a failed row
   const timeoutSec = Math.max(120, Math.ceil(sizeMib / 5));
 
@@ -157,6 +163,11 @@ async function main(): Promise<void> {
       }
     }
     console.log(table(results, sizeMib, runs));
+    if (startupRuns > 0) {
+      console.log(
+        `\n${startupTable(await benchStartup(workspace, startupRuns))}`,
+      );
+    }
   } finally {
     await workspace.close();
   }
