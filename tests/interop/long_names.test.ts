@@ -1,6 +1,7 @@
 // A torrent whose names no Linux file system can hold (ext4 takes 255 bytes a
-// name) downloads from libtorrent: both clients cut the names the same way, so
-// the folder one of them wrote is the folder the other one finds.
+// name) downloads from libtorrent: both clients cut (and clean and number)
+// names the same way, so the folder one of them wrote is the folder the other
+// one finds.
 //
 // No tool can make such a torrent from files on disk, as the names cannot
 // exist there. So mktorrent hashes a payload of short names, and the test
@@ -90,6 +91,65 @@ Deno.test("a torrent with 300-byte file and 260-byte folder names downloads from
     const again = await runClient(args);
     assert.equal(again.code, 0, again.output);
     assert.match(again.output, /already verified/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** Names libtorrent 2.0 changes on Linux: cut, cleaned or numbered. */
+const AWKWARD_PATHS: string[][] = [
+  ["a".repeat(300) + ".mkv"],
+  ["é".repeat(150) + ".mkv"],
+  ["a".repeat(239) + "é" + "z".repeat(9) + ".mkv"],
+  ["a".repeat(239) + "😀xyz.mkv"],
+  ["b".repeat(237) + "日" + "c".repeat(30) + ".tar.gz"],
+  ["c".repeat(245) + ".verylongext"],
+  ["ab.c" + "d".repeat(300)],
+  ["w".repeat(240)],
+  ["w".repeat(241)],
+  ["w".repeat(250) + ".abcdefgh"],
+  ["w".repeat(250) + ".abcdefghi"],
+  ["d".repeat(270), "f".repeat(300) + ".txt"],
+  ["d".repeat(270), "f".repeat(250) + "X.txt"],
+  ["d".repeat(270), "f".repeat(250) + "Y.txt"],
+  ["a\u0001"],
+  ["a\u0002"],
+  ["line\nbreak\u001b[31m"],
+  ["x/y"],
+  ["p\\q"],
+  ["/etc", "passwd"],
+  ["evil\u202etxt.exe"],
+  ["Readme"],
+  ["README"],
+  ["k\u0001"],
+  ["k\u0002", "b"],
+  ["m.txt"],
+  ["M.TXT"],
+  ["m.1.txt"],
+  ["..x"],
+  ["..."],
+];
+
+Deno.test("awkward names get the paths libtorrent 2.0 gives them", async () => {
+  const root = await Deno.makeTempDir({ prefix: "btclient-names-" });
+  try {
+    const torrent = `${root}/awkward.torrent`;
+    await Deno.writeFile(
+      torrent,
+      encode({
+        info: {
+          name: "top" + "T".repeat(300),
+          "piece length": 16384,
+          pieces: new Uint8Array(20),
+          files: AWKWARD_PATHS.map((parts) => ({ length: 1, path: parts })),
+        },
+      }),
+    );
+    const meta = parseMetainfo(await Deno.readFile(torrent));
+    assert.deepEqual(
+      meta.files.map((f) => [meta.name, ...f.path].join("/")),
+      await libtorrentPaths(torrent),
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }
