@@ -63,10 +63,12 @@ export function diskName(name: string): string {
     kept += utf8Length(shown.codePointAt(0)!);
     if (kept < CUT_AT_BYTES || cut) continue;
     cut = true;
-    const from = Math.max(encoded.length - EXTENSION_WINDOW_BYTES - 1, start);
+    // The name's last dot starts an extension when it lies after this
+    // character and within the last 9 bytes; without one the cut is final.
     const dot = encoded.lastIndexOf(DOT);
-    if (dot <= from) break;
-    // Skip to the extension's dot (an ASCII byte, so a character's start).
+    const last = encoded.length - EXTENSION_WINDOW_BYTES;
+    if (dot <= start || dot < last) break;
+    // Skip to the dot (an ASCII byte, so a character's start).
     i = chars.findIndex((c) => c.start === dot) - 1;
   }
   return out;
