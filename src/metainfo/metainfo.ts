@@ -13,9 +13,13 @@ import {
   FieldError,
 } from "../bencode/access.ts";
 import { type BDict, BencodeError } from "../bencode/types.ts";
+import { diskName, quoted, uniquePaths } from "./file_names.ts";
 
 export interface TorrentFile {
-  /** Path components below the torrent's folder (single-file: [name]). */
+  /**
+   * Path components below the torrent's folder (single-file: [name]), as
+   * named on disk: the torrent's own names made fit for Linux (file_names.ts).
+   */
   path: string[];
   length: number;
   /** Offset of the file's first byte in the torrent's byte stream. */
@@ -29,6 +33,7 @@ export interface Metainfo {
   infoHashHex: string;
   /** The raw bencoded info dictionary (served to peers by ut_metadata later). */
   infoBytes: Uint8Array;
+  /** The torrent's file or folder name, as named on disk (like each path). */
   name: string;
   pieceLength: number;
   pieceCount: number;
@@ -148,6 +153,8 @@ function parseFiles(info: BDict): TorrentFile[] {
   const list = asList(info["files"], "info.files");
   if (list.length === 0) throw new TorrentFileError("info.files is empty");
   const files: TorrentFile[] = [];
+  // Keys of the torrent's own paths, as JSON so that a "/" inside a name
+  // cannot pass for a folder.
   const seen = new Set<string>();
   const folders = new Set<string>();
   let offset = 0;
@@ -159,50 +166,68 @@ function parseFiles(info: BDict): TorrentFile[] {
       throw new TorrentFileError(`${what}.length is negative (${length})`);
     }
     const rawPath = file["path.utf-8"] ?? file["path"];
-    const parts = asList(rawPath, `${what}.path`).map((p, j) =>
-      safeComponent(asText(p, `${what}.path[${j}]`), `${what}.path[${j}]`)
+    const given = asList(rawPath, `${what}.path`).map((p, j) =>
+      asText(p, `${what}.path[${j}]`)
     );
-    if (parts.length === 0) throw new TorrentFileError(`${what}.path is empty`);
+    if (given.length === 0) {
+      throw new TorrentFileError(`${what}.path is empty`);
+    }
+    const parts = given.map((p, j) => safeComponent(p, `${what}.path[${j}]`));
     const attr = file["attr"];
     const padding = attr instanceof Uint8Array &&
       asText(attr, "attr").includes("p");
-    const key = parts.join("/");
+    const key = JSON.stringify(given);
     if (!padding) {
       if (seen.has(key) || folders.has(key)) {
-        throw new TorrentFileError(`${what}.path "${key}" appears twice`);
+        throw new TorrentFileError(
+          `${what}.path ${quoted(given.join("/"))} appears twice`,
+        );
       }
-      for (let k = 1; k < parts.length; k++) {
-        const folder = parts.slice(0, k).join("/");
-        if (seen.has(folder)) {
+      for (let k = 1; k < given.length; k++) {
+        const folder = given.slice(0, k);
+        if (seen.has(JSON.stringify(folder))) {
           throw new TorrentFileError(
-            `${what}.path "${key}" is inside the file "${folder}"`,
+            `${what}.path ${quoted(given.join("/"))} is inside the file ${
+              quoted(folder.join("/"))
+            }`,
           );
         }
-        folders.add(folder);
+        folders.add(JSON.stringify(folder));
       }
       seen.add(key);
     }
     files.push({ path: parts, length, offset, padding });
     offset += length;
   });
+  // Padding files never reach the disk, so only the others need names of their own.
+  const onDisk = files.filter((f) => !f.padding);
+  uniquePaths(onDisk.map((f) => f.path)).forEach((p, k) => onDisk[k].path = p);
   return files;
 }
 
-/** A file or folder name that cannot escape or confuse the download folder. */
+/**
+ * A file or folder name of the torrent as it goes on disk (see diskName).
+ * What cannot name a file or folder inside the download folder is refused.
+ */
 function safeComponent(text: string, what: string): string {
   if (text.length === 0) throw new TorrentFileError(`${what} is empty`);
-  if (text === "." || text === "..") {
+  const name = diskName(text);
+  if (name === "..") {
     throw new TorrentFileError(
-      `${what} is "${text}", which would escape the download folder`,
+      `${what} is ${quoted(text)}, which would escape the download folder`,
     );
   }
-  if (/[\/\\]/.test(text)) {
-    throw new TorrentFileError(`${what} "${text}" contains a path separator`);
+  if (name === ".") {
+    throw new TorrentFileError(
+      `${what} is ${quoted(text)}, which names the folder itself`,
+    );
   }
-  if (text.includes("\0")) {
-    throw new TorrentFileError(`${what} contains a NUL byte`);
+  if (name.length === 0) {
+    throw new TorrentFileError(
+      `${what} ${quoted(text)} has no characters left for a file name`,
+    );
   }
-  return text;
+  return name;
 }
 
 function parseTrackers(root: BDict): string[][] {

@@ -5,7 +5,8 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Metainfo } from "../metainfo/metainfo.ts";
+import { type Metainfo, TorrentFileError } from "../metainfo/metainfo.ts";
+import { byteLength, PATH_MAX_BYTES, quoted } from "../metainfo/file_names.ts";
 import { pieceSpans } from "./layout.ts";
 
 /** A disk problem that stops the torrent; the message names the file. */
@@ -20,9 +21,22 @@ export class PieceStore {
   /** Whether each open fd was opened for writing. */
   private writable: boolean[] = [];
 
+  /**
+   * Maps the files into `root`; a path too long for Linux in that folder is
+   * bad input (TorrentFileError), found before anything is written.
+   */
   constructor(readonly meta: Metainfo, readonly root: string) {
     const base = meta.multiFile ? path.join(root, meta.name) : root;
     this.paths = meta.files.map((f) => path.join(base, ...f.path));
+    this.paths.forEach((p, i) => {
+      const bytes = byteLength(p);
+      if (meta.files[i].padding || bytes <= PATH_MAX_BYTES) return;
+      const entry = meta.multiFile ? `info.files[${i}]` : "info.name";
+      throw new TorrentFileError(
+        `${entry} ${quoted(path.relative(root, p))} would be a ${bytes}-byte ` +
+          `path in ${root}, more than the ${PATH_MAX_BYTES} bytes Linux allows`,
+      );
+    });
     this.fds = new Array(meta.files.length);
   }
 

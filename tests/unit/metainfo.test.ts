@@ -434,7 +434,7 @@ Deno.test("metainfo rejects empty data and absurd total length", () => {
   );
 });
 
-Deno.test("metainfo rejects unsafe path components", () => {
+Deno.test("metainfo rejects path components that name no file", () => {
   const cases: [string[], string][] = [
     [
       [".."],
@@ -444,15 +444,22 @@ Deno.test("metainfo rejects unsafe path components", () => {
       ["ok", ".."],
       `info.files[0].path[1] is "..", which would escape the download folder`,
     ],
+    // Separators are dropped from a name, so these are ".." and "." too.
     [
-      ["."],
-      `info.files[0].path[0] is ".", which would escape the download folder`,
+      ["../"],
+      `info.files[0].path[0] is "../", which would escape the download folder`,
     ],
+    [["."], `info.files[0].path[0] is ".", which names the folder itself`],
+    [["./"], `info.files[0].path[0] is "./", which names the folder itself`],
     [["ok", ""], "info.files[0].path[1] is empty"],
-    [["a/b"], `info.files[0].path[0] "a/b" contains a path separator`],
-    [["a\\b"], `info.files[0].path[0] "a\\b" contains a path separator`],
-    [["/etc"], `info.files[0].path[0] "/etc" contains a path separator`],
-    [["a\0b"], "info.files[0].path[0] contains a NUL byte"],
+    [
+      ["/"],
+      `info.files[0].path[0] "/" has no characters left for a file name`,
+    ],
+    [
+      ["\u202e"],
+      `info.files[0].path[0] "\u202e" has no characters left for a file name`,
+    ],
   ];
   for (const [path, message] of cases) {
     rejects(torrent(multiInfo([{ path, length: 100 }])), message);
@@ -477,14 +484,94 @@ Deno.test("metainfo rejects unsafe path components", () => {
   );
   rejects(torrent(singleInfo(100, "")), "info.name is empty");
   rejects(
-    torrent(singleInfo(100, "x/y")),
-    `info.name "x/y" contains a path separator`,
+    torrent(singleInfo(100, "//")),
+    `info.name "//" has no characters left for a file name`,
   );
-  rejects(torrent(singleInfo(100, "x\0")), "info.name contains a NUL byte");
   rejects(
     torrent(multiInfo([{ path: ["a"], length: 100 }], { name: "." })),
-    `info.name is ".", which would escape the download folder`,
+    `info.name is ".", which names the folder itself`,
   );
+});
+
+Deno.test("metainfo: separators, control characters and direction marks are made safe as libtorrent does", () => {
+  const m = parseMetainfo(torrent(multiInfo([
+    { path: ["a/b"], length: 1 },
+    { path: ["/etc", "passwd"], length: 1 },
+    { path: ["a\\b.txt"], length: 1 },
+    { path: ["line\nbreak\u0000nul\u001b[31m"], length: 1 },
+    { path: ["evil\u202etxt.exe"], length: 1 },
+    { path: ["../x"], length: 1 },
+    { path: ["..."], length: 1 },
+  ], { name: "top/\u0007" })));
+  assert.equal(m.name, "top_");
+  assert.deepEqual(m.files.map((f) => f.path), [
+    ["ab"],
+    ["etc", "passwd"],
+    ["ab.txt"],
+    ["line_break_nul_[31m"],
+    ["eviltxt.exe"],
+    ["..x"],
+    ["..."],
+  ]);
+  const single = parseMetainfo(torrent(singleInfo(100, "dir/file\t.bin")));
+  assert.equal(single.name, "dirfile_.bin");
+  assert.deepEqual(single.files[0].path, ["dirfile_.bin"]);
+});
+
+Deno.test("metainfo: names too long for the disk are cut as libtorrent cuts them; the info-hash stays", () => {
+  const info = multiInfo([
+    { path: ["f".repeat(300) + ".bin"], length: 10 },
+    { path: ["é".repeat(200), "short.txt"], length: 20 },
+  ], { name: "d".repeat(260) });
+  const raw = torrent(info);
+  const m = parseMetainfo(raw);
+  assert.equal(m.name, "d".repeat(240));
+  assert.deepEqual(m.files.map((f) => f.path), [
+    ["f".repeat(240) + ".bin"],
+    ["é".repeat(120), "short.txt"],
+  ]);
+  // The hash is of the torrent's own bytes, whatever the names on disk.
+  assert.deepEqual(m.infoHash, sha1(encode(info)));
+  assert.deepEqual(m.infoBytes, encode(info));
+  // The same torrent maps to the same names every time (a resumed run finds its files).
+  assert.deepEqual(parseMetainfo(raw).files, m.files);
+
+  const single = parseMetainfo(
+    torrent(singleInfo(100, "s".repeat(400) + ".iso")),
+  );
+  assert.equal(single.name, "s".repeat(240) + ".iso");
+  assert.deepEqual(single.files[0].path, [single.name]);
+});
+
+Deno.test("metainfo: files whose names collide once cut or cleaned are numbered", () => {
+  const m = parseMetainfo(torrent(multiInfo([
+    { path: ["f".repeat(300) + ".txt"], length: 1 },
+    { path: ["f".repeat(250) + "X.txt"], length: 1 },
+    { path: ["f".repeat(250) + "Y.txt"], length: 1 },
+    { path: ["a\u0001"], length: 1 },
+    { path: ["a\u0002"], length: 1 },
+    { path: ["Readme"], length: 1 },
+    { path: ["README"], length: 1 },
+    // A file cleaned into the name of a folder gives way to the folder.
+    { path: ["k\u0001"], length: 1 },
+    { path: ["k\u0002", "b"], length: 1 },
+    // Padding files never reach the disk and keep their names.
+    { path: [".pad", "1"], length: 1, attr: "p" },
+    { path: [".pad", "1"], length: 1, attr: "p" },
+  ])));
+  assert.deepEqual(m.files.map((f) => f.path.join("/")), [
+    "f".repeat(240) + ".txt",
+    "f".repeat(240) + ".1.txt",
+    "f".repeat(240) + ".2.txt",
+    "a_",
+    "a_.1",
+    "Readme",
+    "README.1",
+    "k_.1",
+    "k_/b",
+    ".pad/1",
+    ".pad/1",
+  ]);
 });
 
 Deno.test("metainfo rejects duplicate paths and files inside files", () => {

@@ -3,7 +3,11 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type Encodable, encode } from "../../src/bencode/encode.ts";
-import { type Metainfo, parseMetainfo } from "../../src/metainfo/metainfo.ts";
+import {
+  type Metainfo,
+  parseMetainfo,
+  TorrentFileError,
+} from "../../src/metainfo/metainfo.ts";
 import { Bitfield } from "../../src/pieces/bitfield.ts";
 import { type FileSpan, pieceSpans } from "../../src/storage/layout.ts";
 import { PieceStore, StorageError } from "../../src/storage/store.ts";
@@ -106,6 +110,8 @@ async function withTempDir(
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+const byteLength = (s: string) => new TextEncoder().encode(s).length;
 
 function pieceData(
   meta: Metainfo,
@@ -394,6 +400,105 @@ Deno.test("PieceStore: a disk error is a StorageError naming the file", async ()
     } finally {
       store.close();
     }
+  });
+});
+
+Deno.test("PieceStore: names too long for ext4 are written under their cut names", async () => {
+  await withTempDir((dir) => {
+    const { meta, data } = makeTorrent(
+      [
+        { path: ["é".repeat(200), "f".repeat(300) + ".bin"], length: 30 },
+        { path: ["g".repeat(256)], length: 20 },
+      ],
+      16,
+      { name: "d".repeat(260) },
+    );
+    const store = new PieceStore(meta, dir);
+    try {
+      store.prepare();
+      writeAll(store, meta, data);
+      store.sync();
+      const top = path.join(dir, "d".repeat(240));
+      assert.deepEqual(fs.readdirSync(top).sort(), [
+        "g".repeat(240),
+        "é".repeat(120),
+      ]);
+      assert.deepEqual(fs.readdirSync(path.join(top, "é".repeat(120))), [
+        "f".repeat(240) + ".bin",
+      ]);
+      assert.deepEqual(
+        new Uint8Array(fs.readFileSync(store.paths[0])),
+        data.subarray(0, 30),
+      );
+      const out = new Uint8Array(16);
+      assert.equal(store.readPiece(2, out), true);
+      assert.deepEqual(out, pieceData(meta, data, 2));
+    } finally {
+      store.close();
+    }
+  });
+});
+
+Deno.test("PieceStore: a path longer than PATH_MAX is refused as bad input, before any write", async () => {
+  await withTempDir((dir) => {
+    const root = path.join(dir, "dl");
+    // root/t/<folders>/<file>: fill the path to exactly `total` bytes.
+    const layout = (total: number) => {
+      let left = total - byteLength(path.join(root, "t"));
+      const parts: string[] = [];
+      while (left > 0) {
+        // No part may be empty: a last step of 202 bytes is split in two.
+        const size = left <= 201 ? left - 1 : left === 202 ? 100 : 200;
+        parts.push("p".repeat(size));
+        left -= size + 1;
+      }
+      return parts;
+    };
+    const longest = makeTorrent([{ path: ["ok"], length: 3 }, {
+      path: layout(4095),
+      length: 5,
+    }], 8);
+    const store = new PieceStore(longest.meta, root);
+    try {
+      assert.equal(byteLength(store.paths[1]), 4095);
+      store.prepare();
+      writeAll(store, longest.meta, longest.data);
+      assert.equal(fs.statSync(store.paths[1]).size, 5);
+    } finally {
+      store.close();
+    }
+
+    fs.rmSync(root, { recursive: true });
+    const tooLong = makeTorrent([{ path: ["ok"], length: 3 }, {
+      path: layout(4096),
+      length: 5,
+    }], 8);
+    assert.throws(
+      () => new PieceStore(tooLong.meta, root),
+      (e: unknown) => {
+        assert.ok(e instanceof TorrentFileError, String(e));
+        assert.match(
+          e.message,
+          /^info\.files\[1\] "t\/p{58}…" would be a 4096-byte path in \S+\/dl, more than the 4095 bytes Linux allows$/,
+        );
+        return true;
+      },
+    );
+    assert.equal(fs.existsSync(root), false);
+    // A single-file torrent names its name.
+    const single = makeTorrent([{ path: ["x"], length: 4 }], 8, {
+      single: true,
+      name: "n.bin",
+    });
+    const deep = "/" + "r".repeat(200) + "/x".repeat(2000);
+    assert.throws(
+      () => new PieceStore(single.meta, deep),
+      (e: unknown) =>
+        e instanceof TorrentFileError &&
+        e.message.startsWith(
+          `info.name "n.bin" would be a 4207-byte path in ${deep},`,
+        ),
+    );
   });
 });
 
