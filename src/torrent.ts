@@ -88,6 +88,10 @@ export interface TorrentStats {
   uploadRate: number;
   peers: number;
   knownPeers: number;
+  /** Payload bytes received but not taken: duplicates, unrequested or cancelled blocks. */
+  wastedBytes: number;
+  /** Failures of our own code while handling peers (bugs, each logged with its stack). */
+  internalErrors: number;
 }
 
 const TICK_MS = 1000;
@@ -327,6 +331,8 @@ export class Torrent implements PeerOwner {
       uploadRate: this.rateUp,
       peers: this.connections.size,
       knownPeers: this.swarm.peers.size,
+      wastedBytes: this.wasted,
+      internalErrors: this.internalErrors.count,
     };
   }
 

@@ -359,6 +359,7 @@ Deno.test("torrent: only requested, missing blocks count as downloaded; the rest
     assert.equal(torrent.downloaded, BLOCK_SIZE);
     assert.equal(peer.downloaded, BLOCK_SIZE);
     assert.equal(torrent.wasted, 2 * BLOCK_SIZE);
+    assert.equal(torrent.stats().wastedBytes, 2 * BLOCK_SIZE);
     assert.equal(peer.closedReason, null);
     // The peer keeps its pieces coming: the whole torrent is taken exactly once.
     for (let round = 0; round < 8 && !torrent.complete; round++) {
@@ -408,7 +409,7 @@ Deno.test("torrent: our own exception in a message handler is logged with its st
     conn.send((out) => out.have(1));
     await settle();
     assert.equal(peer.closedReason, "internal error: picker bug");
-    assert.equal(torrent.internalErrors.count, 1);
+    assert.equal(torrent.stats().internalErrors, 1);
     const entry = log.find((l) => l.startsWith("internal error"))!;
     assert.match(
       entry,
