@@ -144,7 +144,6 @@ export class MetadataPeer implements WireHandler {
       }
     } catch (e) {
       if (this.handover) return this.handover(null);
-      if (this.closedReason !== null) return;
       if (isProtocolError(e)) return this.close(e.message, "violation");
       // Anything else is a bug of ours: reported, and not held against the peer.
       this.owner.internalError(this, e);

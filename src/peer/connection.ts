@@ -271,10 +271,10 @@ export class PeerConnection implements WireHandler {
   /**
    * Ends the connection over an exception from handling it: a protocol
    * error is the peer's fault; anything else is a bug of ours, reported to
-   * the owner and not held against the peer.
+   * the owner (even on a connection already closed) and not held against
+   * the peer.
    */
   private fail(e: unknown): void {
-    if (this.closedReason !== null) return;
     if (isProtocolError(e)) return this.close(e.message, "violation");
     this.owner.internalError(this, e);
     this.close(`internal error: ${errorText(e)}`, "internal");
