@@ -2,10 +2,14 @@
 // peers, reads their handshake and hands each to the torrent whose info-hash
 // it names; owns the one DHT node (BEP 5) and Local Service Discovery
 // (BEP 14) that every public torrent shares, and routes the peers LSD hears
-// to the torrent (or metadata fetch) they belong to.
+// to the torrent (or metadata fetch) they belong to. A failure of our own
+// while taking a peer, or of the listen socket, is logged with its stack and
+// counted; the accept loop keeps going.
 
 import * as path from "node:path";
+import { InternalErrors } from "./peer/faults.ts";
 import { type OpenedPeer, readHandshake } from "./peer/handshake_io.ts";
+import { WireError } from "./wire/handshake.ts";
 import { toHex } from "./metainfo/metainfo.ts";
 import type { Torrent } from "./torrent.ts";
 import type { PeerAddress } from "./tracker/types.ts";
@@ -27,19 +31,34 @@ export interface PeerSink {
   acceptIncoming(opened: OpenedPeer, host: string, port: number): Promise<void>;
 }
 
+/** What the accept loop needs of a listen socket. */
+export type PeerListener = Pick<Deno.TcpListener, "accept" | "close" | "addr">;
+
+/** Wait before accepting again after accept() failed (out of file descriptors...); doubles while it keeps failing. */
+const ACCEPT_RETRY_MS = 1000;
+const MAX_ACCEPT_RETRY_MS = 60_000;
+
 export class Session {
   dht: DhtNode | null = null;
   lsd: LocalDiscovery | null = null;
-  private listener: Deno.TcpListener | null = null;
+  readonly internalErrors: InternalErrors;
+  private listener: PeerListener | null = null;
   /** Torrents and metadata fetches by info-hash (hex). */
   private sinks = new Map<string, PeerSink>();
   private acceptLoop: Promise<void> | null = null;
   private pending = new Set<Deno.Conn>();
+  private closing = false;
+  private closed!: Promise<void>;
+  private markClosed!: () => void;
 
   constructor(
     private handshakeTimeoutMs: number,
     private log: (line: string) => void,
-  ) {}
+    private sleep: (ms: number) => Promise<void> = unrefSleep,
+  ) {
+    this.internalErrors = new InternalErrors(log);
+    this.closed = new Promise((resolve) => this.markClosed = resolve);
+  }
 
   /** Listens on the port; if it is taken, on any free port. Returns the port. */
   listen(port: number): number {
@@ -52,8 +71,14 @@ export class Session {
         `port ${port} is in use; listening on ${this.listener.addr.port} instead`,
       );
     }
-    this.acceptLoop = this.accept(this.listener);
+    this.serve(this.listener);
     return this.listener.addr.port;
+  }
+
+  /** Accepts peers from the listener until close(). */
+  serve(listener: PeerListener): void {
+    this.listener = listener;
+    this.acceptLoop = this.accept(listener);
   }
 
   /**
@@ -112,41 +137,83 @@ export class Session {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    this.markClosed();
     this.listener?.close();
     for (const conn of this.pending) conn.close();
     await Promise.all([this.acceptLoop, this.dht?.close(), this.lsd?.close()]);
   }
 
-  private async accept(listener: Deno.TcpListener): Promise<void> {
-    try {
-      for await (const conn of listener) this.greet(conn);
-    } catch { /* the listener was closed */ }
+  private async accept(listener: PeerListener): Promise<void> {
+    let retryMs = ACCEPT_RETRY_MS;
+    while (!this.closing) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (e) {
+        if (this.closing) return;
+        this.internalErrors.report(
+          `accepting peers (trying again in ${retryMs / 1000} s)`,
+          e,
+        );
+        await Promise.race([this.sleep(retryMs), this.closed]);
+        retryMs = Math.min(MAX_ACCEPT_RETRY_MS, retryMs * 2);
+        continue;
+      }
+      retryMs = ACCEPT_RETRY_MS;
+      this.greet(conn);
+    }
   }
 
   private async greet(conn: Deno.TcpConn): Promise<void> {
     this.pending.add(conn);
+    let opened: OpenedPeer;
     try {
       const { remote, leftover } = await readHandshake(
         conn,
         this.handshakeTimeoutMs,
       );
-      this.pending.delete(conn);
-      const sink = this.sinks.get(toHex(remote.infoHash));
-      if (!sink) {
-        conn.close();
-        return;
+      opened = { conn, remote, leftover };
+    } catch (e) {
+      // Not a BitTorrent peer, too slow, or gone: nothing to report.
+      if (!isConnectionError(e)) {
+        this.internalErrors.report("reading an incoming handshake", e);
       }
+      if (this.pending.delete(conn)) closeQuietly(conn);
+      return;
+    }
+    this.pending.delete(conn);
+    try {
+      const sink = this.sinks.get(toHex(opened.remote.infoHash));
+      if (!sink) return conn.close();
       const addr = conn.remoteAddr;
       const host = addr.hostname.startsWith("::ffff:")
         ? addr.hostname.slice(7)
         : addr.hostname;
-      await sink.acceptIncoming({ conn, remote, leftover }, host, addr.port);
-    } catch {
-      if (this.pending.delete(conn)) {
-        try {
-          conn.close();
-        } catch { /* closed by the handshake timeout */ }
-      }
+      await sink.acceptIncoming(opened, host, addr.port);
+    } catch (e) {
+      this.internalErrors.report("taking an incoming peer", e);
+      closeQuietly(conn);
     }
   }
+}
+
+/** A handshake that was not one, or a socket that failed: the peer's side, not a bug. */
+function isConnectionError(e: unknown): boolean {
+  return e instanceof WireError ||
+    Object.values(Deno.errors).some((kind) => e instanceof kind);
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* closed by the handshake timeout or by close() */ }
+}
+
+/** A wait that does not keep the process alive. */
+function unrefSleep(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    Deno.unrefTimer(timer);
+  });
 }

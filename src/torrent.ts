@@ -7,13 +7,15 @@
 import type { Config } from "./config.ts";
 import type { Metainfo } from "./metainfo/metainfo.ts";
 import { clientName } from "./peer/client_name.ts";
+import { PeerConnection, type PeerOwner } from "./peer/connection.ts";
 import {
-  PeerConnection,
-  type PeerOwner,
+  type CloseCause,
+  InternalErrors,
   PeerViolation,
-} from "./peer/connection.ts";
+} from "./peer/faults.ts";
 import {
   dialPeer,
+  InfoHashMismatch,
   type OpenedPeer,
   peerIdKey,
   sameBytes,
@@ -86,6 +88,10 @@ export interface TorrentStats {
   uploadRate: number;
   peers: number;
   knownPeers: number;
+  /** Payload bytes received but not taken: duplicates, unrequested or cancelled blocks. */
+  wastedBytes: number;
+  /** Failures of our own code while handling peers (bugs, each logged with its stack). */
+  internalErrors: number;
 }
 
 const TICK_MS = 1000;
@@ -105,9 +111,13 @@ export class Torrent implements PeerOwner {
   readonly connections = new Set<PeerConnection>();
   /** Resolves when every piece is verified, rejects on a disk error. */
   readonly finished: Promise<void>;
-  /** Payload bytes received and sent this run (wasted ones included). */
+  /** Payload bytes taken into pieces, and sent, this run. */
   downloaded = 0;
   uploaded = 0;
+  /** Payload bytes received and not taken: duplicates, unrequested or cancelled blocks (libtorrent's redundant bytes). */
+  wasted = 0;
+  /** Failures of our own code while handling peers (bugs, each logged with its stack). */
+  readonly internalErrors: InternalErrors;
   /** Bytes of the pieces not yet verified. */
   private bytesLeft: number;
   /** Every connection's record by its number (kept after it closes, for blame). */
@@ -163,6 +173,7 @@ export class Torrent implements PeerOwner {
       dial: (record) => this.dial(record),
     });
     this.choker = new Choker(c.uploadSlots);
+    this.internalErrors = new InternalErrors(options.log);
     this.publicSwarm = !meta.private;
     const reserved = reservedWith(
       this.dht ? ["fast", "extension", "dht"] : ["fast", "extension"],
@@ -289,18 +300,23 @@ export class Torrent implements PeerOwner {
 
   /** Takes over a live connection from a magnet link's metadata fetch. */
   adoptHandedOver(peer: HandedOverPeer): void {
-    if (
-      this.stopped ||
-      this.bannedPeerIds.has(peerIdKey(peer.opened.remote.peerId)) ||
-      !this.makeRoom()
-    ) {
-      peer.opened.conn.close();
-      return;
+    try {
+      if (
+        this.stopped ||
+        this.bannedPeerIds.has(peerIdKey(peer.opened.remote.peerId)) ||
+        !this.makeRoom()
+      ) {
+        peer.opened.conn.close();
+        return;
+      }
+      const dialled = peer.source !== "incoming";
+      const record = this.swarm.connectedTo(peer.host, peer.port, peer.source);
+      if (!dialled) record.excluded = true;
+      this.adopt(peer.opened, record, dialled, peer);
+    } catch (e) {
+      this.internalErrors.report(`taking over ${peer.host}:${peer.port}`, e);
+      closeQuietly(peer.opened.conn);
     }
-    const dialled = peer.source !== "incoming";
-    const record = this.swarm.connectedTo(peer.host, peer.port, peer.source);
-    if (!dialled) record.excluded = true;
-    this.adopt(peer.opened, record, dialled, peer);
   }
 
   /** Addresses that sent us data, most first (complete once stop() has closed the peers). */
@@ -321,6 +337,8 @@ export class Torrent implements PeerOwner {
       uploadRate: this.rateUp,
       peers: this.connections.size,
       knownPeers: this.swarm.peers.size,
+      wastedBytes: this.wasted,
+      internalErrors: this.internalErrors.count,
     };
   }
 
@@ -374,19 +392,23 @@ export class Torrent implements PeerOwner {
     }
     const id = this.geometry.blockId(index, block);
     const wasRequested = peer.outstanding.delete(id);
-    this.downloaded += data.length;
     const piece = this.picker.active.get(index);
-    if (!piece) {
-      // A late answer to a cancelled request is normal; data nobody asked for is not.
-      if (wasRequested || this.have.has(index)) {
-        return;
+    // As libtorrent does, only a block asked of this peer and still missing
+    // is taken; the rest (a late answer to a cancelled request, an endgame
+    // duplicate, a block nobody asked for) is wasted.
+    if (!piece || !wasRequested || !piece.receive(block, data, peer.num)) {
+      this.wasted += data.length;
+      // Data for a piece nobody is fetching, never asked for, is a violation.
+      if (!piece && !wasRequested && !this.have.has(index)) {
+        throw new PeerViolation(
+          `sent piece ${index}, which was never requested`,
+        );
       }
-      throw new PeerViolation(`sent piece ${index}, which was never requested`);
-    }
-    if (!piece.receive(block, data, peer.num)) {
       return;
     }
-    if (piece.requesters[block] > (wasRequested ? 1 : 0)) {
+    this.downloaded += data.length;
+    peer.blockTaken(data.length);
+    if (piece.requesters[block] > 1) {
       this.cancelElsewhere(peer, piece, block, id);
     }
     if (piece.complete) this.finishPiece(piece);
@@ -469,7 +491,11 @@ export class Torrent implements PeerOwner {
     this.dht?.addNode(peer.host, port);
   }
 
-  closed(peer: PeerConnection, reason: string, violation: boolean): void {
+  internalError(peer: PeerConnection, error: unknown): void {
+    this.internalErrors.report(`with peer ${peer.address}`, error);
+  }
+
+  closed(peer: PeerConnection, reason: string, cause: CloseCause): void {
     if (!this.connections.delete(peer)) return;
     this.picker.removePeer(peer.has);
     this.requestsLost(peer, peer.outstanding);
@@ -488,11 +514,13 @@ export class Torrent implements PeerOwner {
       this.swarm.disconnected(
         record,
         performance.now(),
-        violation,
+        cause,
         peer.downloaded > 0,
       );
     }
-    if (violation) this.options.log(`dropped peer ${peer.address}: ${reason}`);
+    if (cause === "violation") {
+      this.options.log(`dropped peer ${peer.address}: ${reason}`);
+    }
     // Requests the peer held can go to others at once.
     if (!this.stopped) {
       for (const other of this.connections) this.fillPipeline(other);
@@ -503,28 +531,55 @@ export class Torrent implements PeerOwner {
 
   private async dial(record: PeerRecord): Promise<void> {
     if (this.stopped) return;
+    let opened: OpenedPeer;
     try {
-      const opened = await dialPeer(
+      opened = await dialPeer(
         record.host,
         record.port,
         this.handshake,
         this.options.config.connectTimeoutSeconds * 1000,
       );
-      if (
-        this.stopped || !this.swarm.hasRoom ||
-        this.bannedPeerIds.has(peerIdKey(opened.remote.peerId))
-      ) {
-        opened.conn.close();
-        return;
+    } catch (e) {
+      if (e instanceof InfoHashMismatch) {
+        this.options.log(
+          `peer ${record.key} serves another torrent (its handshake named another info-hash); not dialling it again`,
+        );
+        this.swarm.servesOtherTorrent(record);
       }
-      this.swarm.connectedTo(record.host, record.port, record.source);
-      this.adopt(opened, record, true);
-    } catch {
       this.swarm.dialFailed(record, performance.now());
+      return;
+    }
+    if (
+      this.stopped || !this.swarm.hasRoom ||
+      this.bannedPeerIds.has(peerIdKey(opened.remote.peerId))
+    ) {
+      opened.conn.close();
+      return;
+    }
+    this.swarm.connectedTo(record.host, record.port, record.source);
+    this.adopt(opened, record, true);
+  }
+
+  /** Starts a connection; a failure of ours here is logged, not blamed on the peer. */
+  private adopt(
+    opened: OpenedPeer,
+    record: PeerRecord,
+    dialled: boolean,
+    takenOver?: TakenOverStream,
+  ): void {
+    try {
+      this.startConnection(opened, record, dialled, takenOver);
+    } catch (e) {
+      this.internalErrors.report(`starting a connection to ${record.key}`, e);
+      closeQuietly(opened.conn);
+      if (record.connected) {
+        this.swarm.disconnected(record, performance.now(), "internal", false);
+      }
     }
   }
 
-  private adopt(
+  /** Nothing can throw once the connection is in `connections`: it runs, or was never added. */
+  private startConnection(
     opened: OpenedPeer,
     record: PeerRecord,
     dialled: boolean,
@@ -533,7 +588,7 @@ export class Torrent implements PeerOwner {
     if (sameBytes(opened.remote.peerId, this.options.peerId)) {
       // We dialled ourselves (a tracker returned our own address).
       record.excluded = true;
-      this.swarm.disconnected(record, performance.now(), false, false);
+      this.swarm.disconnected(record, performance.now(), "ended", false);
       opened.conn.close();
       return;
     }
@@ -563,14 +618,14 @@ export class Torrent implements PeerOwner {
       },
     );
     record.client = clientName(opened.remote.peerId);
-    this.connections.add(peer);
-    this.recordsByNum.set(peer.num, record);
     const offered = allowedFastSet(
       record.host,
       this.meta.infoHash,
       this.meta.pieceCount,
     )
       .filter((i) => this.have.has(i));
+    this.connections.add(peer);
+    this.recordsByNum.set(peer.num, record);
     const task = peer.run(opened.leftover, this.have, offered, takenOver);
     this.tasks.add(task);
     task.finally(() => this.tasks.delete(task));
@@ -675,7 +730,7 @@ export class Torrent implements PeerOwner {
     for (const peer of this.connections) {
       if (peer.num !== num) continue;
       this.bannedPeerIds.add(peerIdKey(peer.peerId));
-      peer.close(`banned: ${reason}`, true);
+      peer.close(`banned: ${reason}`, "violation");
     }
     this.options.log(
       `banned ${record.key}${
@@ -769,8 +824,8 @@ export class Torrent implements PeerOwner {
     this.lastDownloaded = this.downloaded;
     this.lastUploaded = this.uploaded;
     if (this.ticks % RECHOKE_TICKS === 0) {
-      this.choker.rechoke(this.connections, this.complete);
-    }
+      this.choker.rechoke(this.connections, this.complete, now);
+    } else this.choker.reclaimIdle(this.connections, now);
     if (this.ticks % OPTIMISTIC_TICKS === 0) {
       this.choker.rotateOptimistic(this.connections);
     }
@@ -797,4 +852,10 @@ function parseAddressKey(key: string): PeerAddress {
   const colon = key.lastIndexOf(":");
   const host = key.slice(0, colon).replace(/^\[|\]$/g, "");
   return { host, port: Number(key.slice(colon + 1)) };
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* already closed */ }
 }

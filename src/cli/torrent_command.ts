@@ -463,6 +463,8 @@ function totalStats(jobs: TorrentJob[]): TorrentStats {
     uploadRate: 0,
     peers: 0,
     knownPeers: 0,
+    wastedBytes: 0,
+    internalErrors: 0,
   };
   for (const job of jobs) {
     const s = job.torrent?.stats();

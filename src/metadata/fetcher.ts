@@ -6,8 +6,10 @@
 // else. Once it is verified, the live connections are handed to the torrent.
 
 import type { PeerAddress } from "../tracker/types.ts";
+import { type CloseCause, InternalErrors } from "../peer/faults.ts";
 import {
   dialPeer,
+  InfoHashMismatch,
   type OpenedPeer,
   peerIdKey,
   writeAll,
@@ -75,8 +77,10 @@ export class MetadataFetcher implements MetadataPeerOwner {
   private timer: ReturnType<typeof setInterval>;
   private stopped = false;
   private resolve!: (info: Uint8Array) => void;
+  readonly internalErrors: InternalErrors;
 
   constructor(private options: MetadataFetchOptions) {
+    this.internalErrors = new InternalErrors(options.log);
     this.swarm = new Swarm({
       maxPeers: options.maxPeers,
       maxHalfOpen: options.maxHalfOpen,
@@ -173,7 +177,7 @@ export class MetadataFetcher implements MetadataPeerOwner {
       ) {
         return peer.close(
           `sent metadata piece ${piece} of ${data.length} bytes (total ${totalSize}), not of the announced size`,
-          true,
+          "violation",
         );
       }
       return;
@@ -207,16 +211,25 @@ export class MetadataFetcher implements MetadataPeerOwner {
     this.options.onDhtNode(peer.host, port);
   }
 
-  closed(peer: MetadataPeer, reason: string, violation: boolean): void {
+  internalError(peer: MetadataPeer, error: unknown): void {
+    this.internalErrors.report(
+      `with peer ${this.records.get(peer.num)?.key}`,
+      error,
+    );
+  }
+
+  closed(peer: MetadataPeer, reason: string, cause: CloseCause): void {
     if (!this.peers.delete(peer)) return;
     this.suspects.delete(peer);
     this.reluctant.delete(peer);
     this.lastPexAt.delete(peer);
     const record = this.records.get(peer.num);
     if (record) {
-      this.swarm.disconnected(record, performance.now(), violation, false);
+      this.swarm.disconnected(record, performance.now(), cause, false);
     }
-    if (violation) this.options.log(`dropped peer ${record?.key}: ${reason}`);
+    if (cause === "violation") {
+      this.options.log(`dropped peer ${record?.key}: ${reason}`);
+    }
     if (this.source === peer) {
       this.source = null;
       if (!this.stopped) this.schedule();
@@ -235,7 +248,13 @@ export class MetadataFetcher implements MetadataPeerOwner {
         this.options.handshake,
         this.options.connectTimeoutMs,
       );
-    } catch {
+    } catch (e) {
+      if (e instanceof InfoHashMismatch) {
+        this.options.log(
+          `peer ${record.key} serves another torrent (its handshake named another info-hash); not dialling it again`,
+        );
+        this.swarm.servesOtherTorrent(record);
+      }
       return this.swarm.dialFailed(record, performance.now());
     }
     if (this.stopped || !this.swarm.hasRoom) return opened.conn.close();
@@ -243,17 +262,33 @@ export class MetadataFetcher implements MetadataPeerOwner {
     this.adopt(opened, record);
   }
 
+  /** Starts a connection; a failure of ours here is logged, not blamed on the peer. */
   private adopt(opened: OpenedPeer, record: PeerRecord): void {
+    try {
+      this.startConnection(opened, record);
+    } catch (e) {
+      this.internalErrors.report(`starting a connection to ${record.key}`, e);
+      try {
+        opened.conn.close();
+      } catch { /* already closed */ }
+      if (record.connected) {
+        this.swarm.disconnected(record, performance.now(), "internal", false);
+      }
+    }
+  }
+
+  private startConnection(opened: OpenedPeer, record: PeerRecord): void {
     const reserved = opened.remote.reserved;
     if (this.bannedPeerIds.has(peerIdKey(opened.remote.peerId))) {
       opened.conn.close();
+      this.swarm.disconnected(record, performance.now(), "ended", false);
       this.swarm.ban(record);
       return;
     }
     if (!hasFlag(reserved, "extension")) {
       // No BEP 10: this peer cannot give us the dictionary (the torrent may dial it later).
       opened.conn.close();
-      this.swarm.disconnected(record, performance.now(), false, false);
+      this.swarm.disconnected(record, performance.now(), "ended", false);
       return;
     }
     const peer = new MetadataPeer(opened, record.host, record.port, this, {
@@ -343,7 +378,7 @@ export class MetadataFetcher implements MetadataPeerOwner {
       for (const p of this.peers) {
         if (p.num !== num) continue;
         this.bannedPeerIds.add(peerIdKey(p.handshake.peerId));
-        p.close("sent a wrong info dictionary", true);
+        p.close("sent a wrong info dictionary", "violation");
       }
     } else {
       this.options.log(

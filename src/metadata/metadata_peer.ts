@@ -5,7 +5,7 @@
 // is only recorded; once the dictionary is verified the connection is handed
 // over, with that record and the bytes not yet parsed, to the torrent.
 
-import { BencodeError } from "../bencode/types.ts";
+import { type CloseCause, isProtocolError } from "../peer/faults.ts";
 import type { OpenedPeer } from "../peer/handshake_io.ts";
 import { writeAll } from "../peer/handshake_io.ts";
 import type { PriorPeerState, TakenOverStream } from "../peer/prior_state.ts";
@@ -17,7 +17,7 @@ import {
   mergeExtensionHandshake,
   parseExtensionHandshake,
 } from "../wire/extension.ts";
-import { type Handshake, WireError } from "../wire/handshake.ts";
+import type { Handshake } from "../wire/handshake.ts";
 import { MessageId, OutBuffer } from "../wire/messages.ts";
 import { type WireHandler, WireReader } from "../wire/reader.ts";
 import {
@@ -39,7 +39,9 @@ export interface MetadataPeerOwner {
   metadataRejected(peer: MetadataPeer, piece: number): void;
   pexPeers(peer: MetadataPeer, added: PeerAddress[]): void;
   dhtNodeLearned(peer: MetadataPeer, port: number): void;
-  closed(peer: MetadataPeer, reason: string, violation: boolean): void;
+  /** Our own code failed while handling the peer (a bug, not the peer's fault). */
+  internalError(peer: MetadataPeer, error: unknown): void;
+  closed(peer: MetadataPeer, reason: string, cause: CloseCause): void;
 }
 
 /** A live connection leaving the metadata fetch for the torrent. */
@@ -108,22 +110,30 @@ export class MetadataPeer implements WireHandler {
 
   /** Sends our greeting and reads until the connection closes or is handed over; never throws. */
   async run(extensionHandshake: Uint8Array, fast: boolean): Promise<void> {
-    // BEP 6: with the fast extension a have-none stands in for the bitfield,
-    // and comes first.
-    if (fast) {
-      this.out.simple(MessageId.HaveNone);
-      this.state.sentHaveNone = true;
-    }
-    this.out.extended(EXTENDED_HANDSHAKE_ID, extensionHandshake);
-    if (this.options.dhtPort > 0) {
-      this.out.dhtPort(this.options.dhtPort);
-      this.state.sentDhtPort = true;
-    }
-    this.flush();
     try {
+      // BEP 6: with the fast extension a have-none stands in for the bitfield,
+      // and comes first.
+      if (fast) {
+        this.out.simple(MessageId.HaveNone);
+        this.state.sentHaveNone = true;
+      }
+      this.out.extended(EXTENDED_HANDSHAKE_ID, extensionHandshake);
+      if (this.options.dhtPort > 0) {
+        this.out.dhtPort(this.options.dhtPort);
+        this.state.sentDhtPort = true;
+      }
+      this.flush();
       this.reader.feed(this.opened.leftover);
       while (this.closedReason === null) {
-        const n = await this.conn.read(this.reader.space());
+        let n: number | null;
+        try {
+          n = await this.conn.read(this.reader.space());
+        } catch (e) {
+          if (this.handover) return this.handover(null);
+          return this.close(
+            `read failed: ${e instanceof Error ? e.message : e}`,
+          );
+        }
         if (this.handover) {
           // The read was in flight at the handover: its bytes are the torrent's.
           if (n !== null) this.reader.commit(n);
@@ -134,11 +144,13 @@ export class MetadataPeer implements WireHandler {
       }
     } catch (e) {
       if (this.handover) return this.handover(null);
-      if (e instanceof WireError || e instanceof BencodeError) {
-        this.close(e.message, true);
-      } else if (this.closedReason === null) {
-        this.close(e instanceof Error ? e.message : String(e));
-      }
+      if (isProtocolError(e)) return this.close(e.message, "violation");
+      // Anything else is a bug of ours: reported, and not held against the peer.
+      this.owner.internalError(this, e);
+      this.close(
+        `internal error: ${e instanceof Error ? e.message : e}`,
+        "internal",
+      );
     }
   }
 
@@ -179,23 +191,23 @@ export class MetadataPeer implements WireHandler {
     };
   }
 
-  close(reason: string, violation = false): void {
+  close(reason: string, cause: CloseCause = "ended"): void {
     if (this.closedReason !== null || this.handover) return;
     this.closedReason = reason;
     try {
       this.conn.close();
     } catch { /* already gone */ }
-    this.owner.closed(this, reason, violation);
+    this.owner.closed(this, reason, cause);
   }
 
   // --- WireHandler: extension messages are acted on, the rest recorded ---
 
   extended(id: number, payload: Uint8Array): void {
     if (id === EXTENDED_HANDSHAKE_ID) {
-      const update = parseExtensionHandshake(payload);
-      this.remote = this.remote
-        ? mergeExtensionHandshake(this.remote, update)
-        : update;
+      this.remote = mergeExtensionHandshake(
+        this.remote,
+        parseExtensionHandshake(payload),
+      );
       this.owner.extensionsKnown(this, this.remote);
       return;
     }

@@ -12,11 +12,14 @@ import type { BlockRequest } from "../pieces/picker.ts";
 import type { Bandwidth } from "../swarm/bandwidth.ts";
 import { BencodeError } from "../bencode/types.ts";
 import type { PeerAddress } from "../tracker/types.ts";
+import { type CloseCause, isProtocolError, PeerViolation } from "./faults.ts";
+import { writeAll } from "./handshake_io.ts";
 import type { PriorPeerState, TakenOverStream } from "./prior_state.ts";
 import {
   EXTENDED_HANDSHAKE_ID,
   type ExtensionHandshake,
   LOCAL_EXTENSION_IDS,
+  mergeExtensionHandshake,
   parseExtensionHandshake,
 } from "../wire/extension.ts";
 import { MessageId, OutBuffer } from "../wire/messages.ts";
@@ -27,7 +30,6 @@ import {
   parseMetadataMessage,
 } from "../wire/ut_metadata.ts";
 import { encodePex, parsePex, type PexEntry } from "../wire/ut_pex.ts";
-import { WireError } from "../wire/handshake.ts";
 import { type WireHandler, WireReader } from "../wire/reader.ts";
 import { UploadQueue } from "./upload_queue.ts";
 
@@ -35,7 +37,11 @@ import { UploadQueue } from "./upload_queue.ts";
 export interface PeerOwner {
   /** The peer's piece set changed: a bitfield (index -1) or one `have`. */
   peerHasChanged(peer: PeerConnection, index: number): void;
-  /** A block arrived; throws PeerViolation when it was never asked for. */
+  /**
+   * A block arrived. The owner calls blockTaken() when it takes the block
+   * into a piece; otherwise it is wasted. Throws PeerViolation when the
+   * block was never asked for.
+   */
   blockArrived(
     peer: PeerConnection,
     index: number,
@@ -65,12 +71,9 @@ export interface PeerOwner {
   pexReceived(peer: PeerConnection, added: PeerAddress[]): void;
   /** BEP 5: the peer runs a DHT node on this UDP port. */
   dhtNodeLearned(peer: PeerConnection, port: number): void;
-  closed(peer: PeerConnection, reason: string, violation: boolean): void;
-}
-
-/** A peer broke the protocol; it is dropped and rated down. */
-export class PeerViolation extends Error {
-  override name = "PeerViolation";
+  /** Our own code failed while handling the peer (a bug, not the peer's fault). */
+  internalError(peer: PeerConnection, error: unknown): void;
+  closed(peer: PeerConnection, reason: string, cause: CloseCause): void;
 }
 
 export interface ConnectionOptions {
@@ -122,7 +125,7 @@ export class PeerConnection implements WireHandler {
   amChoking = true;
   peerChoking = true;
   peerInterested = false;
-  /** Payload bytes received from (downloaded) and sent to (uploaded) this peer. */
+  /** Payload bytes taken from (downloaded) and sent to (uploaded) this peer. */
   downloaded = 0;
   uploaded = 0;
   /** Payload bytes a second received, and sent, over the last tick. */
@@ -137,6 +140,10 @@ export class PeerConnection implements WireHandler {
   lastReceiveAt = performance.now();
   lastSendAt = performance.now();
   lastBlockAt = performance.now();
+  /** When we last unchoked the peer, it last asked for a block, and we last sent it one. */
+  unchokedAt = 0;
+  lastRequestAt = 0;
+  lastServedAt = 0;
   closedReason: string | null = null;
   /** The peer's BEP 10 handshake, once received. */
   extensions: ExtensionHandshake | null = null;
@@ -198,7 +205,48 @@ export class PeerConnection implements WireHandler {
     allowedFast: number[],
     takenOver?: TakenOverStream,
   ): Promise<void> {
-    const prior = takenOver?.prior;
+    try {
+      const prior = takenOver?.prior;
+      this.greet(ours, allowedFast, prior);
+      if (prior) {
+        this.replay(prior);
+        this.afterInput();
+        const rest = await takenOver!.rest;
+        if (rest === null) return this.close("peer closed the connection");
+        leftover = rest;
+      }
+      if (leftover.length > 0) this.accept(leftover);
+      while (this.closedReason === null) {
+        let n: number | null;
+        try {
+          n = await this.conn.read(this.reader.space());
+        } catch (e) {
+          // A reset, or our own close() ending the read: the connection is over.
+          return this.close(`read failed: ${errorText(e)}`);
+        }
+        if (n === null) return this.close("peer closed the connection");
+        this.lastReceiveAt = performance.now();
+        this.reader.commit(n);
+        this.afterInput();
+        const download = this.options.download;
+        if (download.limited) {
+          // Reading less is what slows the sender: TCP flow control does the rest.
+          download.charge(n);
+          const wait = download.waitMs(0);
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+      }
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Our first messages: pieces, extended handshake, DHT port, allowed-fast set. */
+  private greet(
+    ours: Bitfield,
+    allowedFast: number[],
+    prior: PriorPeerState | undefined,
+  ): void {
     if (prior) this.greetAgain(prior, ours);
     // BEP 6: have-all / have-none replace the bitfield when both sides speak it.
     else if (this.fast && ours.complete) this.out.simple(MessageId.HaveAll);
@@ -218,39 +266,18 @@ export class PeerConnection implements WireHandler {
       }
     }
     this.flush();
-    try {
-      if (prior) {
-        this.replay(prior);
-        this.afterInput();
-        const rest = await takenOver!.rest;
-        if (rest === null) return this.close("peer closed the connection");
-        leftover = rest;
-      }
-      if (leftover.length > 0) this.accept(leftover);
-      while (this.closedReason === null) {
-        const n = await this.conn.read(this.reader.space());
-        if (n === null) return this.close("peer closed the connection");
-        this.lastReceiveAt = performance.now();
-        this.reader.commit(n);
-        this.afterInput();
-        const download = this.options.download;
-        if (download.limited) {
-          // Reading less is what slows the sender: TCP flow control does the rest.
-          download.charge(n);
-          const wait = download.waitMs(0);
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        }
-      }
-    } catch (e) {
-      if (
-        e instanceof WireError || e instanceof PeerViolation ||
-        e instanceof BencodeError
-      ) {
-        this.close(e.message, true);
-      } else if (this.closedReason === null) {
-        this.close(e instanceof Error ? e.message : String(e));
-      }
-    }
+  }
+
+  /**
+   * Ends the connection over an exception from handling it: a protocol
+   * error is the peer's fault; anything else is a bug of ours, reported to
+   * the owner (even on a connection already closed) and not held against
+   * the peer.
+   */
+  private fail(e: unknown): void {
+    if (isProtocolError(e)) return this.close(e.message, "violation");
+    this.owner.internalError(this, e);
+    this.close(`internal error: ${errorText(e)}`, "internal");
   }
 
   /** Sends requests the owner picked. */
@@ -313,6 +340,7 @@ export class PeerConnection implements WireHandler {
   setChoking(choking: boolean): void {
     if (choking === this.amChoking || this.closedReason !== null) return;
     this.amChoking = choking;
+    if (!choking) this.unchokedAt = performance.now();
     this.out.simple(choking ? MessageId.Choke : MessageId.Unchoke);
     if (choking) {
       for (const r of this.uploads.clear()) {
@@ -328,7 +356,9 @@ export class PeerConnection implements WireHandler {
   get pipelineRoom(): number {
     if (!this.amInterested || this.closedReason !== null) return 0;
     if (this.peerChoking && this.fastPieces.count === 0) return 0;
-    return Math.max(0, this.pipelineTarget - this.outstanding.size);
+    // The peer's `reqq` caps the slow start too, not only the measured depth.
+    const depth = Math.min(this.pipelineTarget, this.maxRequests);
+    return Math.max(0, depth - this.outstanding.size);
   }
 
   /**
@@ -373,14 +403,14 @@ export class PeerConnection implements WireHandler {
     return null;
   }
 
-  close(reason: string, violation = false): void {
+  close(reason: string, cause: CloseCause = "ended"): void {
     if (this.closedReason !== null) return;
     this.closedReason = reason;
     clearTimeout(this.uploadTimer);
     try {
       this.conn.close();
     } catch { /* the socket may already be gone */ }
-    this.owner.closed(this, reason, violation);
+    this.owner.closed(this, reason, cause);
   }
 
   // --- WireHandler: called by the reader for each whole message ---
@@ -454,10 +484,10 @@ export class PeerConnection implements WireHandler {
       if (this.fast) {
         this.out.blockMessage(MessageId.Reject, index, begin, length);
       }
-    } else if (!this.uploads.add({ index, begin, length })) {
-      if (this.fast) {
-        this.out.blockMessage(MessageId.Reject, index, begin, length);
-      }
+    } else if (this.uploads.add({ index, begin, length })) {
+      this.lastRequestAt = performance.now();
+    } else if (this.fast) {
+      this.out.blockMessage(MessageId.Reject, index, begin, length);
     }
     if (this.uploads.flooding) {
       throw new PeerViolation(
@@ -468,20 +498,28 @@ export class PeerConnection implements WireHandler {
 
   piece(index: number, begin: number, block: Uint8Array): void {
     this.firstMessage();
-    const now = performance.now();
-    this.lastBlockAt = now;
-    this.bytesThisTick += block.length;
-    this.downloaded += block.length;
     if (this.rttProbes.size > 0) {
       const sentAt = this.rttProbes.get(probeKey(index, begin));
       if (sentAt !== undefined) {
         this.rttProbes.delete(probeKey(index, begin));
-        const sample = now - sentAt;
+        const sample = performance.now() - sentAt;
         this.rttMs = this.rttMs === 0
           ? sample
           : this.rttMs * 0.8 + sample * 0.2;
       }
     }
+    this.owner.blockArrived(this, index, begin, block);
+  }
+
+  /**
+   * The owner took one of this peer's blocks into a piece: only such
+   * payload counts as downloaded from it, for its rate and its rating
+   * (libtorrent counts the rest as redundant bytes).
+   */
+  blockTaken(length: number): void {
+    this.lastBlockAt = performance.now();
+    this.bytesThisTick += length;
+    this.downloaded += length;
     if (!this.measured && this.pipelineTarget < this.maxRequests) {
       // Slow start until the first rate sample: one more request per block.
       this.pipelineTarget++;
@@ -490,7 +528,16 @@ export class PeerConnection implements WireHandler {
       this.snubbed = false;
       this.pipelineTarget = MIN_PIPELINE;
     }
-    this.owner.blockArrived(this, index, begin, block);
+  }
+
+  /** Requests of the peer waiting to be served. */
+  get uploadsQueued(): number {
+    return this.uploads.pending.length;
+  }
+
+  /** When the peer last used its upload slot: unchoked, asked for a block, or was sent one. */
+  get slotUsedAt(): number {
+    return Math.max(this.unchokedAt, this.lastRequestAt, this.lastServedAt);
   }
 
   cancel(index: number, begin: number, length: number): void {
@@ -533,7 +580,11 @@ export class PeerConnection implements WireHandler {
     // as the first message.
     if (id === EXTENDED_HANDSHAKE_ID) {
       try {
-        this.extensions = parseExtensionHandshake(payload);
+        // BEP 10: a later handshake updates only the keys it carries.
+        this.extensions = mergeExtensionHandshake(
+          this.extensions,
+          parseExtensionHandshake(payload),
+        );
       } catch (e) {
         // A handshake we cannot read leaves the peer without extensions; its
         // BEP 3 messages still work.
@@ -674,8 +725,12 @@ export class PeerConnection implements WireHandler {
         if (this.uploadTimer === undefined) {
           this.uploadTimer = setTimeout(() => {
             this.uploadTimer = undefined;
-            this.serveUploads();
-            this.flush();
+            try {
+              this.serveUploads();
+              this.flush();
+            } catch (e) {
+              this.fail(e);
+            }
           }, Math.max(1, upload.waitMs(next.length)));
         }
         return;
@@ -695,6 +750,7 @@ export class PeerConnection implements WireHandler {
         continue;
       }
       upload.charge(next.length);
+      this.lastServedAt = performance.now();
       this.uploaded += next.length;
       this.uploadedThisTick += next.length;
       this.owner.blockServed(next.length);
@@ -713,17 +769,16 @@ export class PeerConnection implements WireHandler {
       return;
     }
     this.writing = true;
-    this.writeLoop().catch((e) =>
-      this.close(`write failed: ${e instanceof Error ? e.message : e}`)
-    );
+    this.writeLoop().catch((e) => this.fail(e));
   }
 
   private async writeLoop(): Promise<void> {
     while (this.out.length > 0 && this.closedReason === null) {
-      const data = this.out.take();
-      let off = 0;
-      while (off < data.length) {
-        off += await this.conn.write(data.subarray(off));
+      try {
+        await writeAll(this.conn, this.out.take());
+      } catch (e) {
+        this.writing = false;
+        return this.close(`write failed: ${errorText(e)}`);
       }
       this.lastSendAt = performance.now();
       // Room in the send buffer again: serve more of the peer's requests.
@@ -731,6 +786,10 @@ export class PeerConnection implements WireHandler {
     }
     this.writing = false;
   }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 function probeKey(piece: number, begin: number): number {

@@ -16,6 +16,11 @@ export interface OpenedPeer {
   leftover: Uint8Array;
 }
 
+/** The dialled peer's handshake named another torrent than ours. */
+export class InfoHashMismatch extends WireError {
+  override name = "InfoHashMismatch";
+}
+
 /** Dials host:port and handshakes for `ours.infoHash`. */
 export async function dialPeer(
   host: string,
@@ -29,7 +34,7 @@ export async function dialPeer(
     await writeAll(conn, encodeHandshake(ours));
     const { remote, leftover } = await readHandshake(conn, timeoutMs);
     if (!sameBytes(remote.infoHash, ours.infoHash)) {
-      throw new WireError("peer answered with another info-hash");
+      throw new InfoHashMismatch("peer answered with another info-hash");
     }
     return { conn, remote, leftover };
   } catch (e) {

@@ -5,6 +5,9 @@
 // choked peer so newcomers get a chance. Anti-snubbing: while leeching, a
 // peer that stopped sending to us loses its regular slot. A peer that turns
 // interested while a slot is free is unchoked at once, not at the next round.
+// An unchoked peer that asks for nothing gives its slot to a waiting one
+// (libtorrent disconnects such a peer after 60 s while seeding; a slot is
+// worth reclaiming sooner, and the connection may still be useful).
 
 export interface ChokerPeer {
   readonly peerInterested: boolean;
@@ -14,21 +17,29 @@ export interface ChokerPeer {
   /** Payload bytes a second sent to the peer. */
   readonly uploadRate: number;
   readonly snubbed: boolean;
+  /** When the peer last used its slot: unchoked, asked for a block, or was sent one. */
+  readonly slotUsedAt: number;
+  /** Its requests waiting to be served. */
+  readonly uploadsQueued: number;
   setChoking(choking: boolean): void;
 }
+
+/** An unchoked, interested peer that asks for nothing this long gives up its slot to a waiting peer. */
+export const IDLE_SLOT_MS = 20_000;
 
 export class Choker<P extends ChokerPeer> {
   private optimistic: P | null = null;
 
   constructor(private slots: number) {}
 
-  /** The 10-second round. */
-  rechoke(peers: Iterable<P>, seeding: boolean): void {
+  /** The 10-second round; peers idle in their slot rank last. */
+  rechoke(peers: Iterable<P>, seeding: boolean, now: number): void {
     const candidates = [...peers].filter((p) =>
       p.peerInterested && p !== this.optimistic && !(p.snubbed && !seeding)
     );
     candidates.sort((a, b) =>
-      seeding ? b.uploadRate - a.uploadRate : b.rate - a.rate
+      Number(idle(a, now)) - Number(idle(b, now)) ||
+      (seeding ? b.uploadRate - a.uploadRate : b.rate - a.rate)
     );
     const regular = new Set(candidates.slice(0, Math.max(1, this.slots - 1)));
     if (this.optimistic && !this.optimistic.peerInterested) {
@@ -52,6 +63,25 @@ export class Choker<P extends ChokerPeer> {
       this.unchokedCount(peers) > this.slots
     ) {
       previous.setChoking(true);
+    }
+  }
+
+  /**
+   * Every second: each peer idle in its slot for IDLE_SLOT_MS is choked and
+   * its slot goes to a choked interested peer, the one that gives us most.
+   * The idle peer competes for slots again at the next round like anyone.
+   */
+  reclaimIdle(peers: Iterable<P>, now: number): void {
+    const all = [...peers];
+    const waiting = all.filter((p) => p.peerInterested && p.amChoking)
+      .sort((a, b) => b.rate - a.rate);
+    for (const p of all) {
+      if (waiting.length === 0) return;
+      if (!idle(p, now)) continue;
+      const next = waiting.shift()!;
+      p.setChoking(true);
+      next.setChoking(false);
+      if (p === this.optimistic) this.optimistic = next;
     }
   }
 
@@ -79,4 +109,10 @@ export class Choker<P extends ChokerPeer> {
     for (const p of peers) if (!p.amChoking && p.peerInterested) n++;
     return n;
   }
+}
+
+/** Unchoked and interested, yet asking for nothing for IDLE_SLOT_MS. */
+function idle(p: ChokerPeer, now: number): boolean {
+  return !p.amChoking && p.peerInterested && p.uploadsQueued === 0 &&
+    now - p.slotUsedAt >= IDLE_SLOT_MS;
 }

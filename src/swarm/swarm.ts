@@ -1,8 +1,10 @@
 // The known addresses of one torrent's swarm and when to dial them: within
 // the connection and half-open limits, the best-rated first, closed ones
 // retried after a backoff that doubles with each failure, misbehaving ones
-// kept away, banned ones never again this run.
+// kept away, banned ones and those serving another torrent never again this
+// run.
 
+import type { CloseCause } from "../peer/faults.ts";
 import type { PeerAddress } from "../tracker/types.ts";
 import { newRating, type PeerRating, score } from "./rating.ts";
 
@@ -41,6 +43,11 @@ export function addressKey(host: string, port: number): string {
 
 export class Swarm {
   readonly peers = new Map<string, PeerRecord>();
+  /**
+   * Addresses whose handshake named another info-hash: never dialled again
+   * this run, even once forgotten and named again by a tracker or PEX.
+   */
+  private otherTorrent = new Set<string>();
   private halfOpen = 0;
   private connected = 0;
 
@@ -52,7 +59,7 @@ export class Swarm {
       if (this.peers.size >= MAX_KNOWN && !this.forgetOneDead()) break;
       if (a.port <= 0 || a.port > 65535) continue;
       const key = addressKey(a.host, a.port);
-      if (this.peers.has(key)) continue;
+      if (this.peers.has(key) || this.otherTorrent.has(key)) continue;
       this.peers.set(key, {
         host: a.host,
         port: a.port,
@@ -116,19 +123,40 @@ export class Swarm {
     record.nextDialAt = now + this.backoff(record.rating.failures);
   }
 
-  /** A connection closed; a violation keeps the peer away for long. */
+  /**
+   * A dial reached a peer of another torrent (libtorrent counts it as a
+   * failed peer): it is not dialled again this run.
+   */
+  servesOtherTorrent(record: PeerRecord): void {
+    record.excluded = true;
+    if (this.otherTorrent.size >= MAX_KNOWN) {
+      const [oldest] = this.otherTorrent;
+      this.otherTorrent.delete(oldest);
+    }
+    this.otherTorrent.add(record.key);
+  }
+
+  /**
+   * A connection closed. A violation keeps the peer away for long; a failure
+   * of our own code is not held against it: it is redialled after the first
+   * wait, with its rating untouched.
+   */
   disconnected(
     record: PeerRecord,
     now: number,
-    violation: boolean,
+    cause: CloseCause,
     gotData: boolean,
   ): void {
     if (record.connected) this.connected--;
     record.connected = false;
-    if (violation) {
+    if (cause === "violation") {
       record.rating.violations++;
       record.nextDialAt = now + VIOLATION_BACKOFF_MS;
       if (record.rating.violations >= 3) record.excluded = true;
+      return;
+    }
+    if (cause === "internal") {
+      record.nextDialAt = now + this.options.reconnectBaseMs;
       return;
     }
     // A peer that gave us data is worth another try soon; one that did not backs off.

@@ -100,23 +100,24 @@ export function parseExtensionHandshake(
 
 /**
  * BEP 10: a later handshake need only carry what changed; an id of 0
- * switches an extension off. Keys it leaves out keep their values.
+ * switches an extension off. Keys it leaves out keep their values. With no
+ * earlier handshake, the update is the first one (its ids of 0 mean nothing).
  */
 export function mergeExtensionHandshake(
-  earlier: ExtensionHandshake,
+  earlier: ExtensionHandshake | null,
   update: ExtensionHandshake,
 ): ExtensionHandshake {
-  const messages = new Map(earlier.messages);
+  const messages = new Map(earlier?.messages);
   for (const [name, id] of update.messages) {
     if (id === 0) messages.delete(name);
     else messages.set(name, id);
   }
   return {
     messages,
-    listenPort: update.listenPort ?? earlier.listenPort,
-    client: update.client || earlier.client,
-    maxRequests: update.maxRequests ?? earlier.maxRequests,
-    metadataSize: update.metadataSize ?? earlier.metadataSize,
+    listenPort: update.listenPort ?? earlier?.listenPort ?? null,
+    client: update.client || (earlier?.client ?? ""),
+    maxRequests: update.maxRequests ?? earlier?.maxRequests ?? null,
+    metadataSize: update.metadataSize ?? earlier?.metadataSize ?? null,
   };
 }
 

@@ -1,7 +1,8 @@
-// A malicious peer for robustness tests: it listens on 127.0.0.1, answers the BEP 3
-// handshake for one info-hash, then runs one chosen attack on every connection, so it
-// repeats when the client under test reconnects. Its wire bytes are encoded here by hand
-// so that it shares no code (and no bugs) with the client.
+// A malicious (or merely odd) peer for robustness tests: it listens on 127.0.0.1, answers
+// the BEP 3 handshake for one info-hash, then runs one chosen attack on every connection,
+// so it repeats when the client under test reconnects. What it observes of the client is
+// kept as timestamped notes. Its wire bytes are encoded here by hand so that it shares no
+// code (and no bugs) with the client.
 
 export type HostileAttack =
   /** random bytes after the handshake, until the client hangs up */
@@ -19,7 +20,18 @@ export type HostileAttack =
   /** has every piece, unchokes, answers no request but sends blocks nobody asked for */
   | "unsolicited"
   /** speaks BEP 10, then sends METADATA_FLOOD_COUNT ut_metadata requests and reads nothing */
-  | "metadata-flood";
+  | "metadata-flood"
+  /**
+   * speaks BEP 10 (ut_metadata 3, ut_pex 4, reqq SECOND_HANDSHAKE_REQQ), has every piece,
+   * then sends a second extended handshake naming none of those; asks for metadata piece 0
+   * and serves requests from `payload`. Notes "metadata <msg_type>", "pex" and
+   * "in flight <n>" (requests unanswered, after each request)
+   */
+  | "second-handshake"
+  /** answers the handshake with another info-hash, then reads until the client hangs up */
+  | "other-torrent"
+  /** has no piece, says interested and never requests anything; notes "unchoked" and "choked" */
+  | "slot-hog";
 
 export const HOSTILE_ATTACKS: readonly HostileAttack[] = [
   "garbage",
@@ -30,6 +42,9 @@ export const HOSTILE_ATTACKS: readonly HostileAttack[] = [
   "wrong-data",
   "unsolicited",
   "metadata-flood",
+  "second-handshake",
+  "other-torrent",
+  "slot-hog",
 ];
 
 export interface HostilePeerOptions {
@@ -37,12 +52,24 @@ export interface HostilePeerOptions {
   pieceCount: number;
   pieceLength: number;
   attack: HostileAttack;
+  /** The torrent's content, for attacks that serve real blocks ("second-handshake"). */
+  payload?: Uint8Array;
+}
+
+export interface HostileNote {
+  /** performance.now() when it was observed. */
+  at: number;
+  text: string;
 }
 
 export interface HostilePeer {
   port: number;
   /** TCP connections accepted so far. */
   readonly connections: number;
+  /** What the attacks observed of the client, oldest first. */
+  readonly notes: readonly HostileNote[];
+  /** Resolves with the first note matching `pattern` (seen or still to come). */
+  waitForNote(pattern: RegExp, timeoutMs: number): Promise<HostileNote>;
   /** Closes the listener and every connection, and waits until nothing is pending. */
   stop(): Promise<void>;
 }
@@ -51,6 +78,7 @@ export const HUGE_LENGTH = 0xfffffff0;
 export const REQUEST_FLOOD_COUNT = 10_000;
 export const METADATA_FLOOD_COUNT = 20_000;
 export const BLOCK_LENGTH = 16 * 1024;
+export const SECOND_HANDSHAKE_REQQ = 2;
 /** The peer id it handshakes with: Azureus-style, a code no real client uses. */
 export const HOSTILE_PEER_ID = new TextEncoder().encode("-HP0001-hostilepeer!");
 
@@ -58,13 +86,18 @@ const PROTOCOL = new TextEncoder().encode("\x13BitTorrent protocol");
 const HANDSHAKE_LENGTH = 68;
 const INFO_HASH_OFFSET = 28;
 const MESSAGE = {
+  choke: 0,
   unchoke: 1,
   interested: 2,
   bitfield: 5,
   request: 6,
   piece: 7,
+  cancel: 8,
   extended: 20,
 } as const;
+/** The ids the "second-handshake" peer asks for in its first extended handshake. */
+const OWN_UT_METADATA = 3;
+const OWN_UT_PEX = 4;
 /** Requests for more than this are ignored: no real client asks for more than 16 KiB. */
 const LARGEST_ANSWERED_REQUEST = 128 * 1024;
 /** Pauses that keep the streaming attacks from spinning a core when the client does not hang up. */
@@ -72,12 +105,21 @@ const GARBAGE_PAUSE_MS = 10;
 const TRICKLE_PAUSE_MS = 250;
 const UNSOLICITED_PAUSE_MS = 5;
 const FLOOD_BATCH = 500;
+/** How long the "second-handshake" peer takes to answer each request: requests pile up. */
+const ANSWER_DELAY_MS = 20;
 
 export function startHostilePeer(options: HostilePeerOptions): HostilePeer {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const links = new Set<PeerLink>();
   const tasks = new Set<Promise<void>>();
   let connections = 0;
+  const notes: HostileNote[] = [];
+  const noteWaiters = new Set<(note: HostileNote) => void>();
+  const note = (text: string) => {
+    const entry = { at: performance.now(), text };
+    notes.push(entry);
+    for (const waiter of [...noteWaiters]) waiter(entry);
+  };
 
   const accepting = (async () => {
     try {
@@ -85,7 +127,7 @@ export function startHostilePeer(options: HostilePeerOptions): HostilePeer {
         connections++;
         const link = new PeerLink(conn);
         links.add(link);
-        const task = serve(link, options).finally(() => {
+        const task = serve(link, options, note).finally(() => {
           links.delete(link);
           tasks.delete(task);
         });
@@ -98,6 +140,24 @@ export function startHostilePeer(options: HostilePeerOptions): HostilePeer {
     port: listener.addr.port,
     get connections() {
       return connections;
+    },
+    notes,
+    waitForNote: (pattern, timeoutMs) => {
+      const seen = notes.find((n) => pattern.test(n.text));
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          noteWaiters.delete(waiter);
+          reject(new Error(`no note matching ${pattern} in ${timeoutMs} ms`));
+        }, timeoutMs);
+        const waiter = (n: HostileNote) => {
+          if (!pattern.test(n.text)) return;
+          clearTimeout(timer);
+          noteWaiters.delete(waiter);
+          resolve(n);
+        };
+        noteWaiters.add(waiter);
+      });
     },
     stop: async () => {
       listener.close();
@@ -119,7 +179,11 @@ export function rssKiB(pid: number): number {
   return Number(match[1]);
 }
 
-async function serve(link: PeerLink, options: HostilePeerOptions) {
+async function serve(
+  link: PeerLink,
+  options: HostilePeerOptions,
+  note: (text: string) => void,
+) {
   try {
     const hello = await link.read(HANDSHAKE_LENGTH);
     const infoHash = hello.subarray(INFO_HASH_OFFSET, INFO_HASH_OFFSET + 20);
@@ -128,10 +192,13 @@ async function serve(link: PeerLink, options: HostilePeerOptions) {
     ) {
       return;
     }
-    await link.write(
-      handshake(options.infoHash, options.attack === "metadata-flood"),
-    );
-    await ATTACKS[options.attack](link, options);
+    const answered = options.attack === "other-torrent"
+      ? options.infoHash.map((b) => b ^ 0xff)
+      : options.infoHash;
+    const extensions = options.attack === "metadata-flood" ||
+      options.attack === "second-handshake";
+    await link.write(handshake(answered, extensions));
+    await ATTACKS[options.attack](link, options, note);
   } catch {
     // the client hung up, or stop() closed the connection
   } finally {
@@ -139,7 +206,11 @@ async function serve(link: PeerLink, options: HostilePeerOptions) {
   }
 }
 
-type Attack = (link: PeerLink, options: HostilePeerOptions) => Promise<void>;
+type Attack = (
+  link: PeerLink,
+  options: HostilePeerOptions,
+  note: (text: string) => void,
+) => Promise<void>;
 
 /** Each attack runs until the connection closes. */
 const ATTACKS: Record<HostileAttack, Attack> = {
@@ -250,7 +321,93 @@ const ATTACKS: Record<HostileAttack, Attack> = {
     };
     await bothUntilClosed(link, recordRequests, sendUnrequested);
   },
+
+  "second-handshake": async (link, options, note) => {
+    const content = options.payload;
+    if (!content) throw new Error("second-handshake needs the payload");
+    await link.write(extendedMessage(
+      0,
+      ascii(
+        `d1:md11:ut_metadatai${OWN_UT_METADATA}e6:ut_pexi${OWN_UT_PEX}ee4:reqqi${SECOND_HANDSHAKE_REQQ}ee`,
+      ),
+    ));
+    await announceEverything(link, options);
+    // BEP 10: a later handshake carries only what changed, here none of the above.
+    await link.write(
+      extendedMessage(0, ascii("d1:md11:lt_donthavei7ee1:v7:hostilee")),
+    );
+    const unanswered: string[] = [];
+    const readSide = async () => {
+      let askedForMetadata = false;
+      for (;;) {
+        const { id, payload } = await link.readMessage();
+        if (id === MESSAGE.extended && payload[0] === 0 && !askedForMetadata) {
+          const text = new TextDecoder("latin1").decode(payload.subarray(1));
+          const clientId = Number(text.match(/11:ut_metadatai(\d+)e/)?.[1]);
+          if (!clientId) continue;
+          askedForMetadata = true;
+          await link.write(extendedMessage(
+            clientId,
+            ascii("d8:msg_typei0e5:piecei0ee"),
+          ));
+        } else if (id === MESSAGE.extended && payload[0] === OWN_UT_METADATA) {
+          const text = new TextDecoder("latin1").decode(payload.subarray(1));
+          note(`metadata ${text.match(/8:msg_typei(\d+)e/)?.[1]}`);
+        } else if (id === MESSAGE.extended && payload[0] === OWN_UT_PEX) {
+          note("pex");
+        } else if (id === MESSAGE.request && payload.length === 12) {
+          unanswered.push(blockKey(payload));
+          note(`in flight ${unanswered.length}`);
+        } else if (id === MESSAGE.cancel && payload.length === 12) {
+          const at = unanswered.indexOf(blockKey(payload));
+          if (at >= 0) unanswered.splice(at, 1);
+        }
+      }
+    };
+    const answerSide = async () => {
+      while (!link.closed) {
+        await link.pause(ANSWER_DELAY_MS);
+        const next = unanswered[0];
+        if (next === undefined) continue;
+        const [piece, begin, length] = next.split(":").map(Number);
+        const at = piece * options.pieceLength + begin;
+        // Answered means no longer in flight, before the client can ask again.
+        unanswered.shift();
+        await link.write(
+          pieceMessage(piece, begin, content.subarray(at, at + length)),
+        );
+      }
+    };
+    await bothUntilClosed(link, readSide, answerSide);
+  },
+
+  "other-torrent": (link) => link.drain(),
+
+  "slot-hog": async (link, options, note) => {
+    await link.write(
+      message(
+        MESSAGE.bitfield,
+        new Uint8Array(bitfieldLength(options.pieceCount)),
+      ),
+    );
+    await link.write(message(MESSAGE.interested));
+    for (;;) {
+      const { id } = await link.readMessage();
+      if (id === MESSAGE.unchoke) note("unchoked");
+      if (id === MESSAGE.choke) note("choked");
+    }
+  },
 };
+
+/** A request or cancel payload as "piece:begin:length". */
+function blockKey(payload: Uint8Array): string {
+  const view = new DataView(payload.buffer, payload.byteOffset);
+  return `${view.getUint32(0)}:${view.getUint32(4)}:${view.getUint32(8)}`;
+}
+
+function extendedMessage(id: number, payload: Uint8Array): Uint8Array {
+  return message(MESSAGE.extended, concat([new Uint8Array([id]), payload]));
+}
 
 /** Runs an attack's sending side while reading and discarding whatever the client sends. */
 function alongsideDrain(link: PeerLink, send: () => Promise<void>) {

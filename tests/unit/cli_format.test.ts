@@ -71,6 +71,8 @@ function stats(over: Partial<TorrentStats> = {}): TorrentStats {
     uploadRate: 0,
     peers: 0,
     knownPeers: 0,
+    wastedBytes: 0,
+    internalErrors: 0,
     ...over,
   };
 }

@@ -5,9 +5,11 @@ import {
   BLOCK_LENGTH,
   HOSTILE_PEER_ID,
   type HostileAttack,
+  type HostilePeer,
   HUGE_LENGTH,
   REQUEST_FLOOD_COUNT,
   rssKiB,
+  SECOND_HANDSHAKE_REQQ,
   startHostilePeer,
 } from "../helpers/hostile_peer.ts";
 
@@ -21,18 +23,20 @@ const READ_TIMEOUT_MS = 5_000;
 /** Runs body against a hostile peer, connected and handshaken, then closes everything. */
 async function withAttack(
   attack: HostileAttack,
-  body: (client: RawClient) => Promise<void>,
+  body: (client: RawClient, peer: HostilePeer) => Promise<void>,
+  payload?: Uint8Array,
 ): Promise<void> {
   const peer = startHostilePeer({
     infoHash: INFO_HASH,
     pieceCount: PIECE_COUNT,
     pieceLength: PIECE_LENGTH,
     attack,
+    payload,
   });
   const client = await RawClient.connect(peer.port);
   try {
-    await client.handshake(INFO_HASH);
-    await body(client);
+    if (attack !== "other-torrent") await client.handshake(INFO_HASH);
+    await body(client, peer);
   } finally {
     await client.close();
     await peer.stop();
@@ -156,6 +160,76 @@ Deno.test("hostile peer: unsolicited sends blocks nobody requested", async () =>
     }
     assert.ok(!sent.includes("1:0"), `sent ${sent}`);
     assert.ok(sent.includes("1:16384"), `sent ${sent}`);
+  });
+});
+
+Deno.test("hostile peer: second-handshake sends a full, then a partial extended handshake, asks for metadata and serves requests from the payload", async () => {
+  const content = new Uint8Array(PIECE_COUNT * PIECE_LENGTH).map((_, i) =>
+    i % 251
+  );
+  await withAttack("second-handshake", async (client, peer) => {
+    const latin1 = (b: Uint8Array) => new TextDecoder("latin1").decode(b);
+    const first = await client.readMessage();
+    assert.equal(first.id, 20);
+    assert.equal(
+      latin1(first.payload),
+      `\x00d1:md11:ut_metadatai3e6:ut_pexi4ee4:reqqi${SECOND_HANDSHAKE_REQQ}ee`,
+    );
+    await expectEverythingAndUnchoke(client);
+    const second = await client.readMessage();
+    assert.equal(
+      latin1(second.payload),
+      "\x00d1:md11:lt_donthavei7ee1:v7:hostilee",
+    );
+    // Our handshake names ut_metadata 9: the metadata request comes under it.
+    await client.write(
+      message(20, new TextEncoder().encode("\x00d1:md11:ut_metadatai9eee")),
+    );
+    const ask = await client.readMessage();
+    assert.equal(ask.payload[0], 9);
+    assert.equal(latin1(ask.payload.subarray(1)), "d8:msg_typei0e5:piecei0ee");
+    await client.write(request(2, BLOCK_LENGTH, BLOCK_LENGTH));
+    const block = await client.readMessage();
+    assert.equal(block.id, 7);
+    const at = 2 * PIECE_LENGTH + BLOCK_LENGTH;
+    assert.deepEqual(
+      block.payload.subarray(8),
+      content.subarray(at, at + BLOCK_LENGTH),
+    );
+    await client.write(
+      message(20, new TextEncoder().encode("\x03d8:msg_typei1e5:piecei0ee")),
+    );
+    await client.write(message(20, new TextEncoder().encode("\x04de")));
+    await peer.waitForNote(/^pex$/, READ_TIMEOUT_MS);
+    assert.deepEqual(peer.notes.map((n) => n.text), [
+      "in flight 1",
+      "metadata 1",
+      "pex",
+    ]);
+  }, content);
+});
+
+Deno.test("hostile peer: other-torrent answers with another info-hash", async () => {
+  await withAttack("other-torrent", async (client) => {
+    await client.write(handshake(INFO_HASH));
+    const reply = await client.read(68);
+    assert.deepEqual(reply.subarray(28, 48), INFO_HASH.map((b) => b ^ 0xff));
+    assert.equal(await client.hungUpWithin(500), false);
+  });
+});
+
+Deno.test("hostile peer: slot-hog is interested, asks for nothing, notes chokes", async () => {
+  await withAttack("slot-hog", async (client, peer) => {
+    assert.deepEqual(await client.readMessage(), {
+      id: 5,
+      payload: new Uint8Array(BITFIELD_LENGTH),
+    });
+    assert.equal((await client.readMessage()).id, 2);
+    await client.write(message(1, new Uint8Array(0)));
+    await client.write(message(0, new Uint8Array(0)));
+    await peer.waitForNote(/^choked$/, READ_TIMEOUT_MS);
+    assert.deepEqual(peer.notes.map((n) => n.text), ["unchoked", "choked"]);
+    assert.equal(await client.hungUpWithin(300), false, "no request came");
   });
 });
 

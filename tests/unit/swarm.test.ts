@@ -6,7 +6,11 @@ import { ActivePiece } from "../../src/pieces/active_piece.ts";
 import { BLOCK_SIZE } from "../../src/pieces/geometry.ts";
 import { SmartBan } from "../../src/pieces/smart_ban.ts";
 import { Bandwidth } from "../../src/swarm/bandwidth.ts";
-import { Choker, type ChokerPeer } from "../../src/swarm/choker.ts";
+import {
+  Choker,
+  type ChokerPeer,
+  IDLE_SLOT_MS,
+} from "../../src/swarm/choker.ts";
 import {
   formatPeerReport,
   peerReportRows,
@@ -17,6 +21,10 @@ import { type PeerRecord, Swarm } from "../../src/swarm/swarm.ts";
 class FakePeer implements ChokerPeer {
   amChoking = true;
   snubbed = false;
+  slotUsedAt = 0;
+  uploadsQueued = 0;
+  /** The clock the choker is given; unchoking uses the slot "now". */
+  now = 0;
   constructor(
     public name: string,
     public peerInterested: boolean,
@@ -24,6 +32,7 @@ class FakePeer implements ChokerPeer {
     public uploadRate = 0,
   ) {}
   setChoking(choking: boolean): void {
+    if (!choking && this.amChoking) this.slotUsedAt = this.now;
     this.amChoking = choking;
   }
 }
@@ -39,7 +48,7 @@ Deno.test("choker: leeching, the fastest uploaders to us get the regular slots",
     new FakePeer("idle", false, 5000),
   ];
   const choker = new Choker<FakePeer>(3);
-  choker.rechoke(peers, false);
+  choker.rechoke(peers, false, 0);
   // 3 slots: 2 regular (fastest interested) + 1 optimistic, not yet assigned.
   assert.deepEqual(unchoked(peers), ["fast", "mid"]);
   choker.rotateOptimistic(peers);
@@ -51,12 +60,12 @@ Deno.test("choker: seeding ranks by upload rate; anti-snub only while leeching",
   const b = new FakePeer("b", true, 0, 900);
   const c = new FakePeer("c", true, 0, 50);
   const choker = new Choker<FakePeer>(2);
-  choker.rechoke([a, b, c], true);
+  choker.rechoke([a, b, c], true, 0);
   assert.deepEqual(unchoked([a, b, c]), ["b"]);
   const snubber = new FakePeer("snubber", true, 9999);
   snubber.snubbed = true;
   const honest = new FakePeer("honest", true, 1);
-  choker.rechoke([snubber, honest], false);
+  choker.rechoke([snubber, honest], false, 0);
   assert.deepEqual(unchoked([snubber, honest]), ["honest"]);
 });
 
@@ -74,6 +83,51 @@ Deno.test("choker: a newly interested peer is unchoked at once while a slot is f
   choker.removed(peers[0], peers.slice(1));
   peers[0].amChoking = true;
   assert.deepEqual(unchoked(peers), ["b", "c"]);
+});
+
+Deno.test("choker: an unchoked peer that asks for nothing for 20 s gives its slot to a waiting one", () => {
+  const hog = new FakePeer("hog", true);
+  const busy = new FakePeer("busy", true);
+  const waiter = new FakePeer("waiter", true);
+  const peers = [hog, busy, waiter];
+  const choker = new Choker<FakePeer>(2);
+  choker.interested(hog, peers);
+  choker.interested(busy, peers);
+  choker.interested(waiter, peers);
+  assert.deepEqual(unchoked(peers), ["busy", "hog"]);
+  // busy keeps asking (one request queued); hog never does.
+  busy.uploadsQueued = 1;
+  choker.reclaimIdle(peers, IDLE_SLOT_MS - 1);
+  assert.deepEqual(unchoked(peers), ["busy", "hog"], "not idle long enough");
+  const later = IDLE_SLOT_MS;
+  for (const p of peers) p.now = later;
+  choker.reclaimIdle(peers, later);
+  assert.deepEqual(unchoked(peers), ["busy", "waiter"]);
+  // The new holder has a fresh 20 s; the hog may come back when a slot is free.
+  choker.reclaimIdle(peers, later + IDLE_SLOT_MS - 1);
+  assert.deepEqual(unchoked(peers), ["busy", "waiter"]);
+  // busy leaves: its slot goes to the hog, the one interested peer waiting.
+  choker.removed(busy, [hog, waiter]);
+  assert.deepEqual(unchoked([hog, waiter]), ["hog", "waiter"]);
+});
+
+Deno.test("choker: an idle peer keeps its slot while nobody waits, and ranks last in a round", () => {
+  const hog = new FakePeer("hog", true, 0, 5000);
+  const other = new FakePeer("other", true, 0, 10);
+  const choker = new Choker<FakePeer>(2);
+  choker.interested(hog, [hog]);
+  choker.reclaimIdle([hog], 10 * IDLE_SLOT_MS);
+  assert.deepEqual(unchoked([hog]), ["hog"], "nobody is waiting");
+  // Seeding, a round ranks by upload rate, but an idle slot holder goes last.
+  choker.rechoke([hog, other], true, 10 * IDLE_SLOT_MS);
+  assert.deepEqual(unchoked([hog, other]), ["other"]);
+  // A peer with requests queued is not idle, however long ago it asked.
+  const queued = new FakePeer("queued", true);
+  const waiting = new FakePeer("waiting", true);
+  choker.interested(queued, [queued]);
+  queued.uploadsQueued = 3;
+  choker.reclaimIdle([queued, waiting], 10 * IDLE_SLOT_MS);
+  assert.deepEqual(unchoked([queued, waiting]), ["queued"]);
 });
 
 Deno.test("bandwidth: unlimited allows everything; a cap makes the caller wait", () => {
@@ -214,4 +268,49 @@ Deno.test("swarm: a full address list forgets addresses that never answered, nev
   assert.ok(!swarm.peers.has(first.key), "the dead address was forgotten");
   assert.ok(swarm.peers.has(second.key), "an address that gave data stays");
   assert.equal(swarm.add([{ host: "192.0.2.2", port: 1 }], "dht"), 0);
+});
+
+Deno.test("swarm: a peer of another torrent is never dialled again, even when named again", () => {
+  const dialled: string[] = [];
+  const swarm = new Swarm({
+    maxPeers: 10,
+    maxHalfOpen: 5,
+    reconnectBaseMs: 15_000,
+    dial: (p) => {
+      dialled.push(p.key);
+      return Promise.resolve();
+    },
+  });
+  swarm.add([{ host: "127.0.0.1", port: 1 }], "tracker");
+  swarm.dialSome(0);
+  const record = swarm.peers.get("127.0.0.1:1")!;
+  swarm.servesOtherTorrent(record);
+  swarm.dialFailed(record, 0);
+  record.connecting = false;
+  swarm.dialSome(3_600_000);
+  swarm.peers.delete(record.key);
+  assert.equal(swarm.add([{ host: "127.0.0.1", port: 1 }], "pex"), 0);
+  swarm.dialSome(3_600_000);
+  assert.deepEqual(dialled, ["127.0.0.1:1"]);
+});
+
+Deno.test("swarm: a connection ended by our own failure costs the peer nothing", () => {
+  const swarm = new Swarm({
+    maxPeers: 10,
+    maxHalfOpen: 5,
+    reconnectBaseMs: 15_000,
+    dial: () => Promise.resolve(),
+  });
+  const ours = swarm.connectedTo("127.0.0.1", 1, "tracker");
+  const theirs = swarm.connectedTo("127.0.0.1", 2, "tracker");
+  const quiet = swarm.connectedTo("127.0.0.1", 3, "tracker");
+  swarm.disconnected(ours, 0, "internal", false);
+  swarm.disconnected(theirs, 0, "violation", false);
+  swarm.disconnected(quiet, 0, "ended", false);
+  assert.deepEqual(ours.rating, newRating());
+  assert.equal(ours.nextDialAt, 15_000);
+  assert.equal(theirs.rating.violations, 1);
+  assert.equal(quiet.rating.failures, 1);
+  assert.ok(score(ours.rating) > score(quiet.rating));
+  assert.ok(swarm.hasRoom);
 });
