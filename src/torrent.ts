@@ -255,7 +255,14 @@ export class Torrent implements PeerOwner {
       });
       this.peerSources.start();
     }
-    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer = setInterval(() => {
+      // A bug of ours in one tick is reported, and the next tick runs.
+      try {
+        this.tick();
+      } catch (e) {
+        this.internalErrors.report("in the torrent's tick", e);
+      }
+    }, TICK_MS);
     Deno.unrefTimer(this.timer as unknown as number);
     if (this.complete) this.settle.resolve();
   }

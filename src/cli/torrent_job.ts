@@ -235,6 +235,19 @@ export class TorrentJob {
       if (sources.length > 8) shown.push(`and ${sources.length - 8} more`);
       ctx.log(`received from: ${shown.join(", ")}`);
     }
+    const { wastedBytes, internalErrors } = torrent.stats();
+    if (wastedBytes > 0) {
+      ctx.log(
+        `${this.meta.name}: ${
+          formatBytes(wastedBytes)
+        } received that nobody asked for or that came too late (not counted as downloaded)`,
+      );
+    }
+    if (internalErrors > 0) {
+      ctx.log(
+        `${this.meta.name}: ${internalErrors} internal error(s), logged above with their stacks: please report them`,
+      );
+    }
     if (!torrent.complete) {
       ctx.log(
         `stopped at ${torrent.have.count}/${this.meta.pieceCount} pieces of ${this.meta.name}; the next run resumes from there`,
@@ -299,7 +312,6 @@ export class TorrentJob {
   }
 }
 
-/** Resolves once the seeding goal is met; never when there is none (seed until stopped). */
 /** `reached` resolves once the seeding goal is met; never when there is none (seed until stopped). */
 function seedGoal(
   torrent: Torrent,
