@@ -3,11 +3,13 @@
 
 import { parseCommandLine, USAGE } from "./src/cli/args.ts";
 import { ExitCode, runTorrentCommand } from "./src/cli/torrent_command.ts";
-import { FolderLockedError } from "./src/cli/folder_lock.ts";
 import { ConfigError } from "./src/config.ts";
-import { TorrentFileError } from "./src/metainfo/metainfo.ts";
-import { MagnetError } from "./src/metainfo/magnet.ts";
-import { StorageError } from "./src/storage/store.ts";
+import {
+  FolderLockedError,
+  MagnetError,
+  StorageError,
+  TorrentFileError,
+} from "./src/session/mod.ts";
 import { VERSION } from "./src/version.ts";
 
 async function main(argv: string[]): Promise<number> {

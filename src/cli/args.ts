@@ -3,7 +3,7 @@
 
 import { parseArgs } from "node:util";
 import { ConfigError } from "../config.ts";
-import type { PeerAddress } from "../tracker/types.ts";
+import type { PeerAddress } from "../session/mod.ts";
 
 export interface TorrentArgs {
   command: "download" | "seed";

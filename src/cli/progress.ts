@@ -2,7 +2,7 @@
 // log lines printed above it. Otherwise (cron, pipes): timestamped log lines
 // and a progress line every few seconds. --quiet: errors only.
 
-import type { TorrentStats } from "../torrent.ts";
+import type { TorrentStats } from "../session/mod.ts";
 import { formatBytes, formatDuration, formatRate } from "./format.ts";
 
 export type ProgressMode = "terminal" | "log" | "quiet";

@@ -3,7 +3,7 @@
 // the port stays the same.
 
 import assert from "node:assert/strict";
-import { AnnouncePort } from "../../src/cli/announce_port.ts";
+import { AnnouncePort } from "../../src/session/announce_port.ts";
 import {
   type DhtService,
   PeerSources,

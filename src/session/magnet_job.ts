@@ -18,8 +18,8 @@ import type { PeerAddress } from "../tracker/types.ts";
 import { encodeExtensionHandshake } from "../wire/extension.ts";
 import { makePeerId, VERSION } from "../version.ts";
 import { reservedWith } from "../wire/handshake.ts";
-import { formatBytes } from "./format.ts";
-import type { JobContext, StopReason } from "./torrent_job.ts";
+import type { StopReason, TorrentRef } from "./events.ts";
+import type { JobContext } from "./torrent_job.ts";
 import { TorrentJob } from "./torrent_job.ts";
 
 /** What a fetch gives the download: its job, addresses to dial, and live connections. */
@@ -49,6 +49,10 @@ export class MagnetJob {
     return this.link.name ?? this.link.infoHashHex;
   }
 
+  get ref(): TorrentRef {
+    return { name: this.name, infoHash: this.link.infoHashHex };
+  }
+
   /** Where the fetched dictionary is saved, and looked for first. */
   static savedTorrentPath(config: Config, infoHashHex: string): string {
     return path.join(
@@ -66,6 +70,7 @@ export class MagnetJob {
   ): Promise<FetchedMagnet | StopReason> {
     const link = this.link;
     const c = this.config;
+    const log = (text: string) => ctx.emit({ type: "log", text });
     const peerId = makePeerId();
     const reserved = reservedWith(
       ctx.session.dht ? ["extension", "fast", "dht"] : ["extension", "fast"],
@@ -85,7 +90,7 @@ export class MagnetJob {
       maxHalfOpen: c.maxHalfOpen,
       reconnectBaseMs: c.reconnectBaseSeconds * 1000,
       connectTimeoutMs: c.connectTimeoutSeconds * 1000,
-      log: ctx.log,
+      log,
     });
     ctx.session.addSink(link.infoHashHex, fetcher);
     const announcer = link.trackers.length > 0
@@ -99,7 +104,7 @@ export class MagnetJob {
         minReannounceSeconds: c.minReannounceSeconds,
         stats: () => ({ uploaded: 0, downloaded: 0, left: UNKNOWN_LEFT }),
         onPeers: (peers, source) => fetcher.addPeers(peers, source),
-        log: ctx.log,
+        log,
       })
       : null;
     // No announce yet: we have nothing to give until the dictionary is here.
@@ -110,9 +115,9 @@ export class MagnetJob {
       lsd: ctx.session.lsd,
       announcePort: 0,
       onPeers: (peers, source) => fetcher.addPeers(peers, source),
-      log: ctx.log,
+      log,
     });
-    ctx.log(`${this.name}: fetching the torrent's metadata from peers`);
+    ctx.emit({ type: "metadataFetching", torrent: this.ref });
     announcer?.start();
     const unfollow = ctx.announcePort.follow((port) =>
       announcer?.setPort(port)
@@ -124,7 +129,7 @@ export class MagnetJob {
     const retry = setInterval(() => {
       if (fetcher.connected === 0) sources.needPeers();
       if (++ticks % (STATUS_EVERY_MS / RETRY_EVERY_MS) === 0) {
-        ctx.log(
+        log(
           `${this.name}: still fetching the metadata: ${fetcher.connected} peers connected, ${fetcher.swarm.peers.size} known`,
         );
       }
@@ -153,23 +158,22 @@ export class MagnetJob {
       ]);
     }
     const saved = MagnetJob.savedTorrentPath(c, link.infoHashHex);
+    let saveError: string | undefined;
     try {
       fs.mkdirSync(path.dirname(saved), { recursive: true });
       // Written whole or not at all: the next run trusts this file.
       fs.writeFileSync(`${saved}.part`, torrentBytes);
       fs.renameSync(`${saved}.part`, saved);
-      ctx.log(
-        `${meta.name}: metadata received (${
-          formatBytes(outcome.length)
-        }), saved as ${saved}`,
-      );
     } catch (e) {
-      ctx.log(
-        `${meta.name}: metadata received, but it could not be saved as ${saved}: ${
-          e instanceof Error ? e.message : e
-        }`,
-      );
+      saveError = e instanceof Error ? e.message : String(e);
     }
+    ctx.emit({
+      type: "metadata",
+      torrent: { name: meta.name, infoHash: link.infoHashHex },
+      bytes: outcome.length,
+      savedAs: saved,
+      ...(saveError !== undefined ? { saveError } : {}),
+    });
     const peers = [...fetcher.swarm.peers.values()]
       .filter((p) => !p.excluded && !p.connected)
       .filter((p) => !(meta.private && TRACKERLESS.has(p.source)))

@@ -1,5 +1,5 @@
-// One torrent's run inside a session: read and check it, download what is
-// missing, run the completion hook, seed to the goal, stop, and sum it up.
+// One torrent's run inside the engine: read and check it, download what is
+// missing, say it completed, seed to the goal, stop, and sum it up.
 
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -19,23 +19,12 @@ import { Torrent } from "../torrent.ts";
 import type { PeerAddress } from "../tracker/types.ts";
 import { makePeerId } from "../version.ts";
 import type { AnnouncePort } from "./announce_port.ts";
-import { type CompletedTorrent, runCompletionHook } from "./completion_hook.ts";
-import { formatBytes } from "./format.ts";
-
-/** Why a run ends early: a signal, or --max-minutes. */
-export type StopReason = "SIGINT" | "SIGTERM" | "time";
-
-export interface JobSummary {
-  name: string;
-  infoHash: string;
-  file: string;
-  /** complete: verified on disk (and seeded to the goal); partial: stopped first; failed: a disk error; invalid: a bad torrent file. */
-  result: "complete" | "partial" | "failed" | "invalid";
-  bytesDown: number;
-  bytesUp: number;
-  seconds: number;
-  error?: string;
-}
+import type {
+  EngineEvent,
+  StopReason,
+  TorrentRef,
+  TorrentSummary,
+} from "./events.ts";
 
 export interface JobContext {
   session: Session;
@@ -57,7 +46,7 @@ export interface JobContext {
    */
   enterSeeding: () => boolean;
   stop: Promise<StopReason>;
-  log: (line: string) => void;
+  emit: (event: EngineEvent) => void;
 }
 
 export class TorrentJob {
@@ -100,10 +89,7 @@ export class TorrentJob {
   }
 
   /** Creates the files and finds which pieces are on disk (a resume file spares the hashing). */
-  async check(
-    status: (line: string) => void,
-    log: (line: string) => void,
-  ): Promise<void> {
+  async check(emit: (event: EngineEvent) => void): Promise<void> {
     const meta = this.meta;
     const dir = path.resolve(this.config.downloadDir);
     this.store.prepare();
@@ -111,20 +97,27 @@ export class TorrentJob {
       this.store,
       resumePath(dir, meta),
       (done, total) => {
-        status(`${meta.name}: checking existing data: ${done}/${total} pieces`);
+        emit({
+          type: "status",
+          text: `${meta.name}: checking existing data: ${done}/${total} pieces`,
+        });
       },
     );
     this.have = start.have;
     this.checkedByHashing = !start.fromResume;
-    log(
-      `${meta.name}: ${
-        formatBytes(meta.totalLength)
-      } in ${meta.pieceCount} pieces, ` +
-        `${start.have.count} already verified${
-          start.fromResume ? " (resume file)" : ""
-        }, ` +
-        `saving to ${dir}`,
-    );
+    emit({
+      type: "checked",
+      torrent: this.ref,
+      totalBytes: meta.totalLength,
+      pieces: meta.pieceCount,
+      verified: start.have.count,
+      fromResume: start.fromResume,
+      dir,
+    });
+  }
+
+  get ref(): TorrentRef {
+    return { name: this.meta.name, infoHash: this.meta.infoHashHex };
   }
 
   /** The files this torrent writes. */
@@ -147,7 +140,7 @@ export class TorrentJob {
   }
 
   /** The summary of a job that had nothing to do. */
-  finishOffline(): JobSummary {
+  finishOffline(): TorrentSummary {
     // Record what the check found, so the next run does not hash it again.
     if (this.checkedByHashing) {
       saveResume(
@@ -160,7 +153,8 @@ export class TorrentJob {
     return this.summary(this.have.complete ? "complete" : "partial", 0, 0, 0);
   }
 
-  async run(ctx: JobContext, hooks: Promise<void>[]): Promise<JobSummary> {
+  async run(ctx: JobContext): Promise<TorrentSummary> {
+    const log = (text: string) => ctx.emit({ type: "log", text });
     const began = performance.now();
     const dir = path.resolve(this.config.downloadDir);
     const completeAtStart = this.have.complete;
@@ -172,7 +166,7 @@ export class TorrentJob {
       upload: ctx.upload,
       dht: ctx.session.dht,
       lsd: ctx.session.lsd,
-      log: ctx.log,
+      log,
     });
     this.torrent = torrent;
     ctx.session.add(torrent);
@@ -181,11 +175,11 @@ export class TorrentJob {
       torrent.setAnnouncePort(port)
     );
     const handedOver = ctx.handedOver ?? [];
-    if (handedOver.length > 0) {
-      ctx.log(
-        `${this.meta.name}: ${handedOver.length} peer connection(s) carried over from the metadata fetch`,
-      );
-    }
+    ctx.emit({
+      type: "started",
+      torrent: this.ref,
+      handedOver: handedOver.length,
+    });
     for (const peer of handedOver) torrent.adoptHandedOver(peer);
     let stoppedBy: StopReason | null = null;
     let failure: string | undefined;
@@ -195,72 +189,42 @@ export class TorrentJob {
         ctx.stop,
       ]);
       stoppedBy = first;
-      if (first === null && !completeAtStart && this.config.onComplete !== "") {
-        hooks.push(
-          runCompletionHook(
-            this.config.onComplete,
-            this.completed(dir),
-            ctx.log,
-          ),
-        );
+      if (first === null && !completeAtStart) {
+        ctx.emit({
+          type: "complete",
+          torrent: this.ref,
+          path: path.join(dir, this.meta.name),
+        });
       }
       if (
         first === null && (ctx.seedCommand || this.willSeed) &&
         !ctx.enterSeeding()
       ) {
-        ctx.log(
-          `not seeding ${this.meta.name}: as many torrents as maxActiveSeeds allows are seeding`,
-        );
+        ctx.emit({
+          type: "notSeeding",
+          torrent: this.ref,
+          why: "as many torrents as maxActiveSeeds allows are seeding",
+        });
       } else if (first === null && (ctx.seedCommand || this.willSeed)) {
-        ctx.log(
-          `seeding ${this.meta.name} on port ${ctx.listenPort}${this.describeGoal()}`,
-        );
+        ctx.emit({
+          type: "seeding",
+          torrent: this.ref,
+          port: ctx.listenPort,
+          goal: this.describeGoal(),
+        });
         const goal = seedGoal(torrent, this.config);
         stoppedBy = await Promise.race([goal.reached, ctx.stop]);
         goal.cancel();
       }
     } catch (e) {
       failure = e instanceof Error ? e.message : String(e);
-      ctx.log(`${this.meta.name}: ${failure}`);
+      ctx.emit({ type: "error", torrent: this.ref, message: failure });
     } finally {
       unfollow();
       await torrent.stop();
       ctx.session.remove(torrent);
     }
-    const sources = torrent.sources();
-    if (sources.length > 0) {
-      const shown = sources.slice(0, 8).map((s) =>
-        `${s.address} ${formatBytes(s.bytes)}`
-      );
-      if (sources.length > 8) shown.push(`and ${sources.length - 8} more`);
-      ctx.log(`received from: ${shown.join(", ")}`);
-    }
-    const { wastedBytes, internalErrors } = torrent.stats();
-    if (wastedBytes > 0) {
-      ctx.log(
-        `${this.meta.name}: ${
-          formatBytes(wastedBytes)
-        } received that nobody asked for or that came too late (not counted as downloaded)`,
-      );
-    }
-    if (internalErrors > 0) {
-      ctx.log(
-        `${this.meta.name}: ${internalErrors} internal error(s), logged above with their stacks: please report them`,
-      );
-    }
-    if (!torrent.complete) {
-      ctx.log(
-        `stopped at ${torrent.have.count}/${this.meta.pieceCount} pieces of ${this.meta.name}; the next run resumes from there`,
-      );
-    }
     const seconds = (performance.now() - began) / 1000;
-    if (stoppedBy !== null) {
-      ctx.log(
-        `${this.meta.name}: stopped by ${
-          stoppedBy === "time" ? "--max-minutes" : stoppedBy
-        }`,
-      );
-    }
     // Complete means the data: seeding cut short does not make a download partial.
     const result = failure !== undefined
       ? "failed"
@@ -274,15 +238,19 @@ export class TorrentJob {
       seconds,
     );
     if (failure !== undefined) summary.error = failure;
+    const { wastedBytes, internalErrors } = torrent.stats();
+    ctx.emit({
+      type: "stopped",
+      torrent: this.ref,
+      summary,
+      sources: torrent.sources(),
+      piecesDone: torrent.have.count,
+      pieceCount: this.meta.pieceCount,
+      stoppedBy,
+      wastedBytes,
+      internalErrors,
+    });
     return summary;
-  }
-
-  private completed(dir: string): CompletedTorrent {
-    return {
-      name: this.meta.name,
-      infoHash: this.meta.infoHashHex,
-      path: path.join(dir, this.meta.name),
-    };
   }
 
   private describeGoal(): string {
@@ -295,11 +263,11 @@ export class TorrentJob {
   }
 
   private summary(
-    result: JobSummary["result"],
+    result: TorrentSummary["result"],
     down: number,
     up: number,
     seconds: number,
-  ): JobSummary {
+  ): TorrentSummary {
     return {
       name: this.meta.name,
       infoHash: this.meta.infoHashHex,
