@@ -1,8 +1,10 @@
 // A KRPC flood for memory tests: many UDP sources on loopback (127.0.0.2, 127.0.0.3, ...;
 // all of 127.0.0.0/8 is bound to lo on Linux) send a paced stream of malformed and
 // well-formed-but-hostile datagrams at one DHT node. The sources drain what comes back
-// (counted), and answer the node's own queries with a fresh random id each time, the way a
-// Sybil swarm would try to fill its routing table and pending queries.
+// (counted), answer the node's own queries with a fresh random id each time, the way a
+// Sybil swarm would try to fill its routing table and pending queries, and announce
+// random info-hashes with the tokens its get_peers replies hand out (a token is good for
+// any info-hash), to fill its peer store.
 
 import dgram from "node:dgram";
 import { randomBytes } from "node:crypto";
@@ -31,9 +33,13 @@ export interface FloodResult {
   received: number;
   /** Of those, queries of the node's own (pings, mostly). */
   queriesFromNode: number;
+  /** announce_peer queries the node accepted (a token of its own came back). */
+  announcesAccepted: number;
 }
 
 const ascii = new TextEncoder();
+/** The first transaction-id byte of our announces, so that their answers can be told. */
+const ANNOUNCE_T = 0xaa;
 
 /** Sends the flood and resolves once every packet is out and stragglers have arrived. */
 export async function floodKrpc(options: FloodOptions): Promise<FloodResult> {
@@ -43,13 +49,29 @@ export async function floodKrpc(options: FloodOptions): Promise<FloodResult> {
       (_, i) => bindSource(`127.0.0.${2 + i}`),
     ),
   );
-  const result: FloodResult = { sent: 0, received: 0, queriesFromNode: 0 };
+  const result: FloodResult = {
+    sent: 0,
+    received: 0,
+    queriesFromNode: 0,
+    announcesAccepted: 0,
+  };
+  /** The latest token each source was given. */
+  const tokens = new Map<dgram.Socket, Uint8Array>();
   for (const socket of sockets) {
     socket.on("message", (msg, rinfo) => {
       result.received++;
-      const answer = answerNode(new Uint8Array(msg));
-      if (answer) {
+      let message;
+      try {
+        message = decodeKrpc(new Uint8Array(msg));
+      } catch {
+        return;
+      }
+      if (message.type === "response") {
+        if (message.reply.token) tokens.set(socket, message.reply.token);
+        if (message.t[0] === ANNOUNCE_T) result.announcesAccepted++;
+      } else if (message.type === "query") {
         result.queriesFromNode++;
+        const answer = encodeResponse(message.t, { id: randomNodeId() });
         socket.send(answer, rinfo.port, rinfo.address);
       }
     });
@@ -63,7 +85,9 @@ export async function floodKrpc(options: FloodOptions): Promise<FloodResult> {
       for (let i = 0; i < perTick && result.sent < options.packets; i++) {
         const socket = sockets[result.sent % sockets.length];
         const kind = options.kinds[result.sent % options.kinds.length];
-        const datagram = kind === "malformed" ? malformed() : hostile();
+        const datagram = kind === "malformed"
+          ? malformed()
+          : hostile(tokens.get(socket));
         socket.send(datagram, options.port, "127.0.0.1");
         result.sent++;
       }
@@ -92,23 +116,14 @@ function bindSource(host: string): Promise<dgram.Socket> {
   });
 }
 
-/** A reply with a fresh id to any query of the node's (so every reply is a "new node"). */
-function answerNode(datagram: Uint8Array): Uint8Array | undefined {
-  try {
-    const message = decodeKrpc(datagram);
-    if (message.type !== "query") return undefined;
-    return encodeResponse(message.t, { id: randomNodeId() });
-  } catch {
-    return undefined;
-  }
-}
-
 function pick<T>(items: readonly T[]): T {
   return items[Math.floor(Math.random() * items.length)];
 }
 
 function transaction(): Uint8Array {
-  return new Uint8Array(randomBytes(1 + Math.floor(Math.random() * 8)));
+  const t = new Uint8Array(randomBytes(1 + Math.floor(Math.random() * 8)));
+  if (t[0] === ANNOUNCE_T) t[0] = 0;
+  return t;
 }
 
 /** Undecodable bytes, broken bencode, and readable queries with bad arguments (error 203). */
@@ -138,8 +153,11 @@ function malformed(): Uint8Array {
   ])();
 }
 
-/** Well-formed messages no honest node would send in such numbers. */
-function hostile(): Uint8Array {
+/**
+ * Well-formed messages no honest node would send in such numbers; announces carry the
+ * source's token when it has one, a made-up one otherwise.
+ */
+function hostile(token: Uint8Array | undefined): Uint8Array {
   const query = (q: KrpcQuery) => encodeQuery(transaction(), q);
   return pick([
     () => query({ method: "ping", id: randomNodeId() }),
@@ -156,13 +174,13 @@ function hostile(): Uint8Array {
         infoHash: randomNodeId(),
       }),
     () =>
-      query({
+      encodeQuery(new Uint8Array([ANNOUNCE_T, ...randomBytes(3)]), {
         method: "announce_peer",
         id: randomNodeId(),
         infoHash: randomNodeId(),
         port: 1 + Math.floor(Math.random() * 65535),
         impliedPort: Math.random() < 0.5,
-        token: new Uint8Array(randomBytes(8)),
+        token: token ?? new Uint8Array(randomBytes(8)),
       }),
     // replies and errors nobody asked for
     () =>

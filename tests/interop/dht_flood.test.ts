@@ -108,6 +108,7 @@ Deno.test({
         } MiB; ${JSON.stringify(flood)}`,
       );
       assert.equal(flood.sent, 20_000);
+      assert.ok(flood.announcesAccepted > 0, "the peer store took announces");
       assert.equal(await ping("127.0.0.250", port), "response");
       assert.ok(
         after.peak - before.peak < MAX_GROWTH,
