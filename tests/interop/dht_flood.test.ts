@@ -35,90 +35,81 @@ async function memory(pid: number): Promise<{ peak: number; now: number }> {
 async function ping(host: string, port: number): Promise<string> {
   const socket = dgram.createSocket("udp4");
   await new Promise<void>((resolve) => socket.bind(0, host, resolve));
+  const { promise, resolve } = Promise.withResolvers<string>();
+  const timer = setTimeout(() => resolve("none"), 3000);
+  socket.on("message", (msg) => {
+    try {
+      const message = decodeKrpc(new Uint8Array(msg));
+      if (new TextDecoder().decode(message.t) === "pp") resolve(message.type);
+    } catch { /* not the answer: keep waiting */ }
+  });
   try {
-    const answered = new Promise<string>((resolve) => {
-      socket.on("message", (msg) => {
-        try {
-          const message = decodeKrpc(new Uint8Array(msg));
-          if (new TextDecoder().decode(message.t) === "pp") {
-            resolve(message.type);
-          }
-        } catch { /* not the answer: keep waiting */ }
-      });
-      setTimeout(() => resolve("none"), 3000);
-    });
     const t = new TextEncoder().encode("pp");
     socket.send(encodeQuery(t, { method: "ping", id: randomNodeId() }), port);
-    return await answered;
+    return await promise;
   } finally {
+    clearTimeout(timer);
     await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 }
 
-Deno.test({
-  name:
-    "20,000 malformed and hostile KRPC datagrams from 200 addresses leave the peak RSS bounded and the node answering",
-  sanitizeResources: false,
-  fn: async () => {
-    const fixture = await makeFixture({ kind: "single", size: 100_000 });
-    // loopback only: a silent bootstrap node of ours, no LSD, no port mapping
-    const silent = dgram.createSocket("udp4");
-    await new Promise<void>((resolve) => silent.bind(0, "127.0.0.1", resolve));
-    const config = await writeConfig(fixture, {
-      dhtBootstrap: [`127.0.0.1:${silent.address().port}`],
-      lsd: false,
-      portMapping: "off",
-    });
-    const client = new ClientProcess([
-      "seed",
-      fixture.torrent,
-      "--dir",
-      fixture.dataDir,
-      "--port",
-      "0",
-      "--config",
-      config,
-      "--no-lsd",
-      "--no-port-mapping",
-    ], { cwd: fixture.root, lifetimeSec: 60, network: true });
-    try {
-      const [, udpPort] = await client.waitForLine(
-        /DHT: .* on UDP port (\d+)/,
-        20_000,
-      );
-      await client.waitForLine(/DHT: bootstrapped/, 20_000);
-      await client.waitForLine(/seeding .* on port \d+/, 20_000);
-      const port = Number(udpPort);
-      assert.equal(await ping("127.0.0.1", port), "response");
-      const before = await memory(client.pid);
+Deno.test("20,000 malformed and hostile KRPC datagrams from 200 addresses leave the peak RSS bounded and the node answering", async () => {
+  const fixture = await makeFixture({ kind: "single", size: 100_000 });
+  // loopback only: a silent bootstrap node of ours; no LSD, no port mapping (flags)
+  const silent = dgram.createSocket("udp4");
+  await new Promise<void>((resolve) => silent.bind(0, "127.0.0.1", resolve));
+  const config = await writeConfig(fixture, {
+    dhtBootstrap: [`127.0.0.1:${silent.address().port}`],
+  });
+  const client = new ClientProcess([
+    "seed",
+    fixture.torrent,
+    "--dir",
+    fixture.dataDir,
+    "--port",
+    "0",
+    "--config",
+    config,
+    "--no-lsd",
+    "--no-port-mapping",
+  ], { cwd: fixture.root, lifetimeSec: 60, network: true });
+  try {
+    const [, udpPort] = await client.waitForLine(
+      /DHT: .* on UDP port (\d+)/,
+      20_000,
+    );
+    await client.waitForLine(/DHT: bootstrapped/, 20_000);
+    await client.waitForLine(/seeding .* on port \d+/, 20_000);
+    const port = Number(udpPort);
+    assert.equal(await ping("127.0.0.1", port), "response");
+    const before = await memory(client.pid);
 
-      const flood = await floodKrpc({
-        port,
-        sources: 200,
-        packets: 20_000,
-        perSecond: 1000,
-        kinds: ["malformed", "hostile"],
-      });
-      const after = await memory(client.pid);
-      console.log(
-        `RSS before ${(before.now / MIB).toFixed(1)} MiB (peak ${
-          (before.peak / MIB).toFixed(1)
-        }), peak after ${(after.peak / MIB).toFixed(1)} MiB, now ${
-          (after.now / MIB).toFixed(1)
-        } MiB; ${JSON.stringify(flood)}`,
-      );
-      assert.equal(flood.sent, 20_000);
-      assert.ok(flood.announcesAccepted > 0, "the peer store took announces");
-      assert.equal(await ping("127.0.0.250", port), "response");
-      assert.ok(
-        after.peak - before.peak < MAX_GROWTH,
-        `peak RSS grew by ${((after.peak - before.peak) / MIB).toFixed(1)} MiB`,
-      );
-    } finally {
-      client.kill("SIGINT");
-      await client.wait();
-      silent.close();
-      await fixture.remove();
-    }
-  },
+    const flood = await floodKrpc({
+      port,
+      sources: 200,
+      packets: 20_000,
+      perSecond: 1000,
+      kinds: ["malformed", "hostile"],
+    });
+    const after = await memory(client.pid);
+    console.log(
+      `RSS before ${(before.now / MIB).toFixed(1)} MiB (peak ${
+        (before.peak / MIB).toFixed(1)
+      }), peak after ${(after.peak / MIB).toFixed(1)} MiB, now ${
+        (after.now / MIB).toFixed(1)
+      } MiB; ${JSON.stringify(flood)}`,
+    );
+    assert.equal(flood.sent, 20_000);
+    assert.ok(flood.announcesAccepted > 0, "the peer store took announces");
+    assert.equal(await ping("127.0.0.250", port), "response");
+    assert.ok(
+      after.peak - before.peak < MAX_GROWTH,
+      `peak RSS grew by ${((after.peak - before.peak) / MIB).toFixed(1)} MiB`,
+    );
+  } finally {
+    client.kill("SIGINT");
+    await client.wait();
+    silent.close();
+    await fixture.remove();
+  }
 });
