@@ -207,7 +207,7 @@ function decodeResponse(message: BDict, t: Uint8Array): KrpcMessage {
     if (!(r.token instanceof Uint8Array)) {
       throw new KrpcError("token is not a string");
     }
-    reply.token = r.token;
+    reply.token = r.token.slice(); // kept by the lookup: not a view of the datagram
   }
   const ip = message.ip instanceof Uint8Array
     ? decodePeer(message.ip)

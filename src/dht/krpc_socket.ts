@@ -5,6 +5,10 @@
 // Queries (well-formed or not) are answered only within the QueryLimiter's budget; the
 // rest are dropped unanswered and counted. Transaction ids are random (4 bytes), so an
 // off-path sender cannot guess one and slip a forged reply in.
+//
+// Under a flood every datagram costs as little as it can: it is read into a buffer of
+// MAX_DATAGRAM bytes, and one that cannot be a bencoded dictionary is counted and
+// dropped before it is decoded.
 
 import { randomFillSync } from "node:crypto";
 import dgram from "node:dgram";
@@ -50,6 +54,17 @@ export interface KrpcSocketOptions {
 
 /** 4 random bytes: 2^32 values to guess, still short (BEP 5 suggests 2 characters). */
 const TRANSACTION_ID_LENGTH = 4;
+/**
+ * Deno's node:dgram reads every datagram into a fresh buffer of the receive buffer size,
+ * 64 KiB unless set: 64 MiB a second of garbage at 1,000 datagrams a second, which the
+ * heap only hands back to the OS late (issue 10). KRPC messages fit one Ethernet frame
+ * (libtorrent reads its DHT socket into 1500 bytes); Deno doubles the size on Linux, as
+ * the kernel does for SO_RCVBUF. A longer datagram arrives cut short, so malformed.
+ */
+const MAX_DATAGRAM = 1500;
+/** A bencoded dictionary starts with "d" and ends with "e" (BEP 3). */
+const DICT_START = 0x64;
+const DICT_END = 0x65;
 
 interface Pending {
   resolve: (outcome: QueryOutcome) => void;
@@ -71,11 +86,12 @@ export class KrpcSocket {
     readonly options: KrpcSocketOptions,
   ) {
     this.#limiter = new QueryLimiter(options.queryLimits);
+    // a view, not a copy: decoding copies what outlives the datagram (ids, tokens)
     socket.on("message", (msg, rinfo) =>
-      this.#onDatagram(new Uint8Array(msg), {
-        host: rinfo.address,
-        port: rinfo.port,
-      }));
+      this.#onDatagram(
+        new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength),
+        { host: rinfo.address, port: rinfo.port },
+      ));
     socket.on(
       "error",
       (e) => this.#logOnce("socket", `DHT socket: ${e.message}`),
@@ -154,6 +170,13 @@ export class KrpcSocket {
   #onDatagram(datagram: Uint8Array, from: PeerAddress): void {
     // nothing can be sent to port 0 (send would throw); no real node sends from it
     if (from.port === 0) return;
+    if (
+      datagram[0] !== DICT_START || datagram[datagram.length - 1] !== DICT_END
+    ) {
+      // nothing to decode, and no transaction id to answer with
+      this.#malformed++;
+      return;
+    }
     let message;
     try {
       message = decodeKrpc(datagram);
@@ -229,7 +252,10 @@ function pendingKey(t: Uint8Array, from: PeerAddress): string {
 
 function bindUdp(host: string, port: number): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket("udp4");
+    const socket = dgram.createSocket({
+      type: "udp4",
+      recvBufferSize: MAX_DATAGRAM,
+    });
     const onError = (error: Error) => {
       socket.close();
       reject(error);

@@ -181,3 +181,60 @@ Deno.test("a datagram from port 0 is dropped before anything is sent", async () 
     await socket.close();
   }
 });
+
+Deno.test("a datagram longer than one KRPC message, or not a dictionary, is counted and never answered", async () => {
+  const socket = await KrpcSocket.bind({
+    host: "127.0.0.1",
+    port: 0,
+    queryTimeoutMs: 1000,
+    maxPending: 16,
+    onQuery: (query) => encodeResponse(query.t, { id: randomNodeId() }),
+    log: () => {},
+  });
+  const peer = await client();
+  /** A ping padded with an unknown key "z" to `size` bytes. */
+  const paddedPing = (t: string, size: number) => {
+    const head = `d1:ad2:id20:${"i".repeat(20)}e1:q4:ping1:t2:${t}1:y1:q1:z`;
+    const room = size - head.length - 1;
+    const pad = room - `${room}:`.length;
+    return ascii.encode(`${head}${pad}:${"x".repeat(pad)}e`);
+  };
+  const answeredWith = (t: string) =>
+    peer.replies.some((reply) =>
+      new TextDecoder().decode(decodeKrpc(reply).t) === t
+    );
+  /** Sends, then waits until `done` holds (5 s at most). */
+  const sendAndWait = async (datagram: Uint8Array, done: () => boolean) => {
+    peer.socket.send(datagram, socket.port, "127.0.0.1");
+    const deadline = Date.now() + 5000;
+    while (!done()) {
+      assert.ok(Date.now() < deadline, "nothing happened");
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  };
+  try {
+    assert.equal(paddedPing("aa", 1400).length, 1400);
+    // (first, as Deno reads the very first datagram before the buffer size applies)
+    await sendAndWait(paddedPing("aa", 1400), () => answeredWith("aa"));
+    assert.equal(socket.malformedPackets, 0);
+    // read cut short (the receive buffer is sized for KRPC), so not bencode
+    await sendAndWait(
+      paddedPing("bb", 8000),
+      () => socket.malformedPackets > 0,
+    );
+    const garbage = ["i1e", "le", "4:spam", "d1:t2:cc1:y1:q"];
+    for (const [i, text] of garbage.entries()) {
+      await sendAndWait(
+        ascii.encode(text),
+        () => socket.malformedPackets > i + 1,
+      );
+    }
+    // an answer would have been sent at once, before the count was read
+    await sendAndWait(paddedPing("dd", 100), () => answeredWith("dd"));
+    assert.ok(!answeredWith("bb") && !answeredWith("cc"));
+    assert.equal(socket.malformedPackets, 1 + garbage.length);
+  } finally {
+    await peer.close();
+    await socket.close();
+  }
+});

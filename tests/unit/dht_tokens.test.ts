@@ -34,7 +34,7 @@ Deno.test("a token is accepted from its IP for one more rotation, then refused",
 Deno.test("the peer store is bounded by info-hashes, peers per hash, age and reply size", () => {
   const { state, now } = clock();
   const store = new PeerStore(
-    { maxInfoHashes: 3, maxPeersPerInfoHash: 60, ttlMs: 1000 },
+    { maxInfoHashes: 3, maxPeersPerInfoHash: 60, maxPeers: 1000, ttlMs: 1000 },
     now,
   );
   for (let port = 1; port <= 70; port++) {
@@ -64,7 +64,7 @@ Deno.test("the peer store is bounded by info-hashes, peers per hash, age and rep
 Deno.test("the peer store keeps one port per IP (the latest), except on loopback", () => {
   const { now } = clock();
   const store = new PeerStore(
-    { maxInfoHashes: 3, maxPeersPerInfoHash: 200, ttlMs: 1000 },
+    { maxInfoHashes: 3, maxPeersPerInfoHash: 200, maxPeers: 1000, ttlMs: 1000 },
     now,
   );
   store.announce("aa", { host: "10.0.0.2", port: 7000 });
@@ -80,4 +80,38 @@ Deno.test("the peer store keeps one port per IP (the latest), except on loopback
   store.announce("bb", { host: "127.0.0.1", port: 1 });
   store.announce("bb", { host: "127.0.0.1", port: 2 });
   assert.equal(store.peers("bb").length, 2);
+});
+
+Deno.test("the peer store is bounded in all: the least recently announced info-hash gives up its oldest peer", () => {
+  const { state, now } = clock();
+  const store = new PeerStore(
+    { maxInfoHashes: 100, maxPeersPerInfoHash: 50, maxPeers: 120, ttlMs: 1000 },
+    now,
+  );
+  // one token is good for any info-hash: a few hosts announce many hashes
+  for (let hash = 0; hash < 100; hash++) {
+    for (let host = 1; host <= 3; host++) {
+      store.announce(`h${hash}`, { host: `10.0.0.${host}`, port: 6881 });
+    }
+  }
+  assert.equal(store.peerCount, 120);
+  assert.equal(store.infoHashCount, 40, "the 60 least recent are gone");
+  assert.deepEqual(store.peers("h59"), []);
+  assert.equal(store.peers("h60").length, 3);
+  assert.equal(store.peers("h99").length, 3);
+
+  store.announce("h60", { host: "10.0.0.9", port: 1 }); // h60 is now the most recent
+  store.announce("h99", { host: "10.0.0.1", port: 2 }); // a re-announce adds nothing
+  assert.equal(store.peerCount, 120);
+  assert.deepEqual(
+    store.peers("h61").map((p) => p.host).sort(),
+    ["10.0.0.2", "10.0.0.3"],
+    "h61, now the least recent, gave up its oldest peer",
+  );
+
+  // expired peers leave the count too
+  state.now += 2000;
+  for (let hash = 60; hash < 100; hash++) store.peers(`h${hash}`);
+  assert.equal(store.peerCount, 0);
+  assert.equal(store.infoHashCount, 0);
 });
