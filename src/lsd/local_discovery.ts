@@ -118,7 +118,13 @@ export class LocalDiscovery {
     const multicast = isMulticastIPv4(group.host);
     // reuseAddr: every LSD client on a host binds the same port, and each
     // gets its own copy of every multicast datagram.
-    const socket = dgram.createSocket({ type: "udp4", reuseAddr: true });
+    const socket = dgram.createSocket({
+      type: "udp4",
+      reuseAddr: true,
+      // Deno's node:dgram reads each datagram into a new buffer of this
+      // size (64 KiB by default): a multicast flood must not cost that each.
+      recvBufferSize: 1500,
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         socket.once("error", reject);

@@ -40,7 +40,12 @@ export class GatewaySocket {
   }
 
   static async open(gateway: string, port: number): Promise<GatewaySocket> {
-    const socket = dgram.createSocket("udp4");
+    const socket = dgram.createSocket({
+      type: "udp4",
+      // Deno's node:dgram reads each datagram into a new buffer of this
+      // size (64 KiB by default); PCP answers are at most 1100 bytes.
+      recvBufferSize: 1500,
+    });
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
       socket.bind(0, () => {

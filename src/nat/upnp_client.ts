@@ -73,7 +73,12 @@ export async function discoverGateways(
   preferred?: string,
 ): Promise<URL[]> {
   if (signal.aborted) return [];
-  const socket = dgram.createSocket("udp4");
+  const socket = dgram.createSocket({
+    type: "udp4",
+    // Deno's node:dgram reads each datagram into a new buffer of this size
+    // (64 KiB by default); an SSDP answer is a few hundred bytes.
+    recvBufferSize: 1500,
+  });
   /** By the address that answered. */
   const found = new Map<string, URL>();
   const { promise: done, resolve } = Promise.withResolvers<void>();
