@@ -22,7 +22,12 @@ import { type PeerReportRow, peerReportRows } from "../swarm/peer_report.ts";
 import type { TorrentStats } from "../torrent.ts";
 import type { PeerAddress } from "../tracker/types.ts";
 import { AnnouncePort } from "./announce_port.ts";
-import type { EngineEvent, StopReason, TorrentSummary } from "./events.ts";
+import type {
+  EngineEvent,
+  HaltReason,
+  StopReason,
+  TorrentSummary,
+} from "./events.ts";
 import { FolderLock } from "./folder_lock.ts";
 import { type FetchedMagnet, MagnetJob } from "./magnet_job.ts";
 import { Slots } from "./slots.ts";
@@ -46,6 +51,22 @@ export class Engine {
   readonly #running = new Set<TorrentJob>();
   readonly #stop = Promise.withResolvers<StopReason>();
   #stoppedBy: StopReason | null = null;
+  /** Ends one torrent's run early, by info-hash (hex), while it is queued or running. */
+  readonly #halts = new Map<string, (why: "paused" | "removed") => void>();
+  /** Paused torrents, to be run again by resume(). */
+  readonly #paused = new Map<string, TorrentJob | MagnetJob>();
+  readonly #haltedBy = new WeakMap<
+    TorrentJob | MagnetJob,
+    "paused" | "removed"
+  >();
+  readonly #haltSignals = new WeakMap<
+    TorrentJob | MagnetJob,
+    Promise<"paused" | "removed">
+  >();
+  /** Puts a resumed torrent back in the queue, while the run goes on. */
+  #requeue: ((job: TorrentJob | MagnetJob) => void) | null = null;
+  /** Wakes the scheduler when a resume or a last remove changes what it waits for. */
+  #wake = Promise.withResolvers<void>();
 
   constructor(options: EngineOptions) {
     this.#options = options;
@@ -78,6 +99,43 @@ export class Engine {
   /** Ends every torrent cleanly (state saved, trackers told); run() then resolves. */
   stop(reason: StopReason): void {
     this.#stop.resolve(reason);
+    this.#wake.resolve();
+  }
+
+  /**
+   * Stops one torrent (by info-hash, hex) and keeps it for resume(): its
+   * state is saved and its peers closed, as at a stop. False if it is not
+   * queued or running.
+   */
+  pause(infoHash: string): boolean {
+    const halt = this.#halts.get(infoHash.toLowerCase());
+    halt?.("paused");
+    return halt !== undefined;
+  }
+
+  /** Runs a paused torrent again: it checks its data and queues for a download slot. */
+  resume(infoHash: string): boolean {
+    const key = infoHash.toLowerCase();
+    const job = this.#paused.get(key);
+    if (!job || !this.#requeue) return false;
+    this.#paused.delete(key);
+    this.#requeue(job);
+    return true;
+  }
+
+  /** Stops a torrent (queued, running or paused) for good; the run goes on without it. */
+  remove(infoHash: string): boolean {
+    const key = infoHash.toLowerCase();
+    const paused = this.#paused.get(key);
+    if (paused) {
+      this.#paused.delete(key);
+      this.#summaries.push(partialSummary(paused));
+      this.#wake.resolve();
+      return true;
+    }
+    const halt = this.#halts.get(key);
+    halt?.("removed");
+    return halt !== undefined;
   }
 
   /** Why the run was stopped, if it was. */
@@ -234,6 +292,8 @@ export class Engine {
       downloading: boolean,
     ): Promise<void> => {
       let held: Slots | null = downloading ? downloadSlots : null;
+      if (!this.#haltSignals.has(next)) this.#haltable(next);
+      const halted = this.#haltSignals.get(next)!;
       const ctx: JobContext = {
         ...shared,
         peers: this.#options.peers,
@@ -245,30 +305,80 @@ export class Engine {
           return held !== null;
         },
         emit: this.#emit,
-        stop: this.#stop.promise,
+        stop: Promise.race<HaltReason>([this.#stop.promise, halted]),
       };
       try {
-        await this.#runOne(next, ctx, claimed);
+        await this.#runOne(
+          next,
+          ctx,
+          claimed,
+          () => this.#haltedBy.get(next) ?? null,
+        );
       } finally {
         held?.release();
+        this.#halts.delete(jobKey(next));
       }
     };
-    const runs = seeds.map((job) => runJob(job, false));
-    for (const job of queue) {
-      await downloadSlots.take();
-      runs.push(runJob(job, true));
+    const runs = new Set<Promise<void>>();
+    const start = (job: TorrentJob | MagnetJob, downloading: boolean) => {
+      const run = runJob(job, downloading).finally(() => runs.delete(run));
+      runs.add(run);
+    };
+    for (const job of seeds) start(job, false);
+    const queued: (TorrentJob | MagnetJob)[] = [...queue];
+    for (const job of queued) this.#haltable(job);
+    this.#requeue = (job) => {
+      this.#haltable(job);
+      queued.push(job);
+      this.#wake.resolve();
+    };
+    // Until nothing runs, waits in the queue or is paused (and the run was not stopped).
+    while (true) {
+      const next = queued.shift();
+      if (next !== undefined) {
+        await downloadSlots.take();
+        start(next, true);
+        continue;
+      }
+      if (runs.size === 0 && (this.#paused.size === 0 || this.#stoppedBy)) {
+        break;
+      }
+      this.#wake = Promise.withResolvers<void>();
+      await Promise.race([...runs, this.#wake.promise]);
     }
-    await Promise.all(runs);
+    this.#requeue = null;
+    for (const job of this.#paused.values()) {
+      this.#summaries.push(partialSummary(job));
+    }
+    this.#paused.clear();
+  }
+
+  /** Makes a queued torrent one that pause() and remove() can end. */
+  #haltable(job: TorrentJob | MagnetJob): void {
+    this.#haltedBy.delete(job);
+    const halt = Promise.withResolvers<"paused" | "removed">();
+    this.#halts.set(jobKey(job), (why) => {
+      this.#haltedBy.set(job, why);
+      halt.resolve(why);
+    });
+    this.#haltSignals.set(job, halt.promise);
   }
 
   async #runOne(
     next: TorrentJob | MagnetJob,
     ctx: JobContext,
     claimed: Set<string>,
+    haltedBy: () => "paused" | "removed" | null,
   ): Promise<void> {
     let job = next;
-    if (this.#stoppedBy !== null) {
-      this.#summaries.push(
+    const ended = (summary: TorrentSummary) => {
+      // A paused torrent has no summary yet: it is kept, to run again.
+      if (haltedBy() === "paused" && this.#stoppedBy === null) {
+        this.#paused.set(jobKey(next), reopened(job, this.#options.config));
+      } else this.#summaries.push(summary);
+    };
+    if (this.#stoppedBy !== null || haltedBy() !== null) {
+      ended(
         job instanceof MagnetJob
           ? magnetSummary(job, "partial")
           : job.finishOffline(),
@@ -279,7 +389,7 @@ export class Engine {
       const magnet = job;
       const fetched = await this.#fetchMetadata(magnet, ctx);
       if ("result" in fetched) {
-        this.#summaries.push(fetched);
+        ended(fetched);
         return;
       }
       const clash = fetched.job.paths.find((p) => claimed.has(p));
@@ -305,9 +415,12 @@ export class Engine {
       ctx.peers = [...this.#options.peers, ...fetched.peers];
       ctx.handedOver = fetched.handedOver;
     }
+    // A resumed torrent checks its data again: it may have changed meanwhile.
+    if (!job.checked) await job.check(this.#emit);
     this.#running.add(job);
-    this.#summaries.push(await job.run(ctx));
+    const summary = await job.run(ctx);
     this.#running.delete(job);
+    ended(summary);
     if (job.torrent) {
       this.#reportRows.push(
         ...peerReportRows(job.torrent.swarm.peers.values()),
@@ -426,6 +539,32 @@ export class Engine {
       for (const p of job.paths) owners.set(p, job);
     }
   }
+}
+
+function jobKey(job: TorrentJob | MagnetJob): string {
+  return job instanceof MagnetJob ? job.link.infoHashHex : job.meta.infoHashHex;
+}
+
+/** A paused job, made anew to run again: its files were closed at the pause. */
+function reopened(
+  job: TorrentJob | MagnetJob,
+  config: Config,
+): TorrentJob | MagnetJob {
+  return job instanceof MagnetJob
+    ? job
+    : TorrentJob.fromMetainfo(job.file, job.meta, config);
+}
+
+function partialSummary(job: TorrentJob | MagnetJob): TorrentSummary {
+  return job instanceof MagnetJob ? magnetSummary(job, "partial") : {
+    name: job.meta.name,
+    infoHash: job.meta.infoHashHex,
+    file: job.file,
+    result: "partial",
+    bytesDown: 0,
+    bytesUp: 0,
+    seconds: 0,
+  };
 }
 
 function magnetSummary(

@@ -9,8 +9,11 @@ export interface TorrentRef {
   infoHash: string;
 }
 
-/** Why a run ends early: a signal, or --max-minutes. */
+/** Why the whole run ends early: a signal, or --max-minutes. */
 export type StopReason = "SIGINT" | "SIGTERM" | "time";
+
+/** Why one torrent's run ended early: the run's reason, or the engine's pause() or remove(). */
+export type HaltReason = StopReason | "paused" | "removed";
 
 export interface TorrentSummary {
   name: string;
@@ -64,7 +67,7 @@ export type EngineEvent =
     sources: { address: string; bytes: number }[];
     piecesDone: number;
     pieceCount: number;
-    stoppedBy: StopReason | null;
+    stoppedBy: HaltReason | null;
     wastedBytes: number;
     internalErrors: number;
   }

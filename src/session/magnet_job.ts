@@ -18,7 +18,7 @@ import type { PeerAddress } from "../tracker/types.ts";
 import { encodeExtensionHandshake } from "../wire/extension.ts";
 import { makePeerId, VERSION } from "../version.ts";
 import { reservedWith } from "../wire/handshake.ts";
-import type { StopReason, TorrentRef } from "./events.ts";
+import type { HaltReason, TorrentRef } from "./events.ts";
 import type { JobContext } from "./torrent_job.ts";
 import { TorrentJob } from "./torrent_job.ts";
 
@@ -67,7 +67,7 @@ export class MagnetJob {
    */
   async fetch(
     ctx: JobContext,
-  ): Promise<FetchedMagnet | StopReason> {
+  ): Promise<FetchedMagnet | HaltReason> {
     const link = this.link;
     const c = this.config;
     const log = (text: string) => ctx.emit({ type: "log", text });
@@ -136,7 +136,7 @@ export class MagnetJob {
     }, RETRY_EVERY_MS);
     let meta: Metainfo | null = null;
     let torrentBytes: Uint8Array;
-    let outcome: Uint8Array | StopReason;
+    let outcome: Uint8Array | HaltReason;
     let handedOver: HandedOverPeer[] = [];
     try {
       outcome = await Promise.race([fetcher.done, ctx.stop]);

@@ -4,6 +4,7 @@
 export { Engine, type EngineOptions } from "./engine.ts";
 export type {
   EngineEvent,
+  HaltReason,
   StopReason,
   TorrentRef,
   TorrentSummary,

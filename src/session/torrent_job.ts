@@ -21,7 +21,7 @@ import { makePeerId } from "../version.ts";
 import type { AnnouncePort } from "./announce_port.ts";
 import type {
   EngineEvent,
-  StopReason,
+  HaltReason,
   TorrentRef,
   TorrentSummary,
 } from "./events.ts";
@@ -45,7 +45,7 @@ export interface JobContext {
    * its download slot and says whether a seeding slot is free.
    */
   enterSeeding: () => boolean;
-  stop: Promise<StopReason>;
+  stop: Promise<HaltReason>;
   emit: (event: EngineEvent) => void;
 }
 
@@ -54,6 +54,8 @@ export class TorrentJob {
   torrent: Torrent | null = null;
   /** The pieces were found by hashing, so no resume record vouches for them yet. */
   private checkedByHashing = false;
+  /** check() has run: `have` says what is on disk. */
+  checked = false;
 
   private constructor(
     readonly file: string,
@@ -105,6 +107,7 @@ export class TorrentJob {
     );
     this.have = start.have;
     this.checkedByHashing = !start.fromResume;
+    this.checked = true;
     emit({
       type: "checked",
       torrent: this.ref,
@@ -181,7 +184,7 @@ export class TorrentJob {
       handedOver: handedOver.length,
     });
     for (const peer of handedOver) torrent.adoptHandedOver(peer);
-    let stoppedBy: StopReason | null = null;
+    let stoppedBy: HaltReason | null = null;
     let failure: string | undefined;
     try {
       const first = await Promise.race([
