@@ -188,8 +188,11 @@ class UdpTrackerSession {
   /** Turns error and malformed replies into a TrackerError. */
   #check(reply: UdpReply): UdpReply {
     if (reply.kind === "error") {
+      // BEP 15: the message may be empty; an 8-byte error reply is still an error.
       throw new TrackerError(
-        `tracker ${this.url} refused the announce: ${reply.message}`,
+        reply.message
+          ? `tracker ${this.url} returned an error: ${reply.message}`
+          : `tracker ${this.url} returned an error (with no message)`,
       );
     }
     if (reply.kind === "malformed") {

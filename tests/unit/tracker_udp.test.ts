@@ -194,11 +194,25 @@ Deno.test("UDP error action becomes a TrackerError with the tracker's message", 
       assert.ok(e instanceof TrackerError);
       assert.match(
         e.message,
-        /^tracker udp:\/\/127\.0\.0\.1:\d+\/announce refused the announce: Requested download is not authorized\.$/,
+        /^tracker udp:\/\/127\.0\.0\.1:\d+\/announce returned an error: Requested download is not authorized\.$/,
       );
       return true;
     },
   );
+});
+
+Deno.test("an 8-byte UDP error reply (no message) is reported as the tracker's error, to connect or announce", async () => {
+  for (const failing of [0, 1]) {
+    await using tracker = await fakeTracker((d, reply) => {
+      if (d.action === failing) reply(errorReply(d.transactionId, ""));
+      else answerCorrectly(d, reply);
+    });
+    assert.equal(errorReply(0, "").length, 8);
+    await assert.rejects(
+      announceUdp(tracker.url, request, { timeoutMs: 1000, maxRetries: 0 }),
+      /^TrackerError: tracker udp:\/\/127\.0\.0\.1:\d+\/announce returned an error \(with no message\)$/,
+    );
+  }
 });
 
 Deno.test("a UDP reply filling a whole datagram (10,914 peers for numwant 80) is cut to 320", async () => {
