@@ -504,6 +504,7 @@ export class Torrent implements PeerOwner {
         this.handshake,
         this.options.config.connectTimeoutSeconds * 1000,
       );
+      this.announcer?.peerDialled(record, true);
       if (
         this.stopped || !this.swarm.hasRoom ||
         this.bannedPeerIds.has(peerIdKey(opened.remote.peerId))
@@ -515,6 +516,7 @@ export class Torrent implements PeerOwner {
       this.adopt(opened, record, true);
     } catch {
       this.swarm.dialFailed(record, performance.now());
+      this.announcer?.peerDialled(record, false);
     }
   }
 
