@@ -109,6 +109,9 @@ export class Announcer {
   #begun = false;
   #stopped = false;
   #stopping?: Promise<void>;
+  #port: number;
+  /** The port changed while a round was searching: announce it once the round is over. */
+  #portChanged = false;
 
   constructor(tiers: string[][], opts: AnnouncerOptions) {
     const random = opts.random ?? Math.random;
@@ -120,6 +123,7 @@ export class Announcer {
     this.#clock = opts.clock ?? systemClock;
     this.#announce = opts.announce ?? announceToTracker;
     this.#nextTrackerAfterMs = Math.min(opts.timeoutMs, NEXT_TRACKER_AFTER_MS);
+    this.#port = opts.port;
   }
 
   /** Announces "started" now, then on the tracker's interval. */
@@ -132,6 +136,22 @@ export class Announcer {
   /** Announces early, but not before the min interval since the last announce. */
   needPeers(): void {
     if (!this.#begun || this.#stopped || this.#searching) return;
+    this.#announceAtFloor();
+  }
+
+  /**
+   * Announces `port` from now on (a port mapping made or moved), telling the
+   * trackers early, but not before the min interval since the last announce.
+   */
+  setPort(port: number): void {
+    if (port === this.#port) return;
+    this.#port = port;
+    if (!this.#begun || this.#stopped) return;
+    if (this.#searching) this.#portChanged = true;
+    else this.#announceAtFloor();
+  }
+
+  #announceAtFloor(): void {
     const floorSeconds = Math.max(
       this.#minInterval,
       this.#opts.minReannounceSeconds,
@@ -218,6 +238,9 @@ export class Announcer {
       if (this.#roundAgain) {
         this.#roundAgain = false;
         this.#announceNow();
+      } else if (this.#portChanged && !this.#stopped) {
+        this.#portChanged = false;
+        this.#announceAtFloor();
       }
     });
   }
@@ -434,7 +457,7 @@ export class Announcer {
     return {
       infoHash: this.#opts.infoHash,
       peerId: this.#opts.peerId,
-      port: this.#opts.port,
+      port: this.#port,
       uploaded,
       downloaded,
       left,

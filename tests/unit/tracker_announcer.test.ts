@@ -304,6 +304,26 @@ Deno.test("failed rounds are retried from minReannounceSeconds, doubling, logged
   await stop(t);
 });
 
+Deno.test("setPort announces the new port at the floor, after a round still searching", async () => {
+  let first: Call | undefined;
+  const t = scripted([["http://t"]], {
+    "http://t": (call) => first ? call.resolve(reply()) : first = call,
+  }, { minReannounceSeconds: 1 });
+  t.a.setPort(7000); // before start: just used from the first announce
+  t.a.start();
+  await settle();
+  t.a.setPort(7001); // the round is still waiting for its answer
+  t.a.setPort(7001);
+  first!.resolve(reply());
+  await t.clock.advance(999);
+  assert.deepEqual(t.calls.map((c) => c.req.port), [7000]);
+  await t.clock.advance(1);
+  assert.deepEqual(t.calls.map((c) => c.req.port), [7000, 7001]);
+  await t.clock.advance(60_000);
+  assert.equal(t.calls.length, 2, "one change, one announce");
+  await stop(t);
+});
+
 Deno.test("a reply listing peers none of which can be dialled does not end the round", async () => {
   const t = scripted([["http://junk"], ["http://good"]], {
     "http://junk": { peers: [], listedPeers: 3, interval: 60 },
