@@ -114,14 +114,6 @@ Deno.test("opentracker refuses an info-hash missing from its whitelist", async (
 
 Deno.test("Announcer: falls through a dead UDP tier to opentracker and stops cleanly", async () => {
   const tracker = await startOpentracker([ANNOUNCER_HASH]);
-  const other = await announceHttp(
-    tracker.httpUrl,
-    request(ANNOUNCER_HASH, PORT_B, "started"),
-    {
-      timeoutMs: 5000,
-    },
-  );
-  assert.ok(other.interval > 0);
   const found: { peers: PeerAddress[]; source: string }[] = [];
   const { promise: gotPeers, resolve } = Promise.withResolvers<void>();
   const log: string[] = [];
@@ -144,6 +136,13 @@ Deno.test("Announcer: falls through a dead UDP tier to opentracker and stops cle
     log: (line) => log.push(line),
   });
   try {
+    // Inside the try: a refusal here must still stop the tracker.
+    const other = await announceHttp(
+      tracker.httpUrl,
+      request(ANNOUNCER_HASH, PORT_B, "started"),
+      { timeoutMs: 5000 },
+    );
+    assert.ok(other.interval > 0);
     announcer.start();
     await gotPeers;
     assert.ok(
