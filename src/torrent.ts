@@ -554,8 +554,11 @@ export class Torrent implements PeerOwner {
         this.swarm.servesOtherTorrent(record);
       }
       this.swarm.dialFailed(record, performance.now());
+      // The tracker that named it tries the next when all its peers fail.
+      this.announcer?.peerDialled(record, false);
       return;
     }
+    this.announcer?.peerDialled(record, true);
     if (
       this.stopped || !this.swarm.hasRoom ||
       this.bannedPeerIds.has(peerIdKey(opened.remote.peerId))

@@ -1,6 +1,7 @@
 // Compact peer lists: BEP 23 (IPv4, 6 bytes a peer) and BEP 7 (IPv6, 18 bytes
-// a peer), also used by BEP 15 announce replies. Address and port are in
-// network byte order. Peers with port 0 cannot be dialled and are dropped.
+// a peer), as ut_pex (BEP 11) sends them. Address and port are in network byte
+// order. Peers with port 0 cannot be dialled and are dropped. Tracker replies,
+// which can list thousands, are read into a bounded sample (peer_sample.ts).
 
 import { formatIPv4, formatIPv6, ipBytes } from "./ip_address.ts";
 import type { PeerAddress } from "./types.ts";

@@ -2,6 +2,7 @@
 // answered by a bencoded dictionary (parsed in http_reply.ts).
 
 import { parseHttpAnnounceReply } from "./http_reply.ts";
+import { peerLimit } from "./peer_sample.ts";
 import {
   type AnnounceRequest,
   type AnnounceResponse,
@@ -15,7 +16,10 @@ export interface HttpAnnounceOptions {
   signal?: AbortSignal;
 }
 
-/** A reply bigger than this is not an announce reply (50 peers are ~300 bytes). */
+/**
+ * A reply bigger than this is not an announce reply (50 peers are ~300 bytes);
+ * the bound keeps a flood's bytes bounded, the peer sample its peers.
+ */
 const MAX_BODY_BYTES = 2 * 1024 * 1024;
 
 export async function announceHttp(
@@ -45,7 +49,11 @@ export async function announceHttp(
         `tracker ${url}: HTTP ${res.status} ${res.statusText}`.trimEnd(),
       );
     }
-    return parseHttpAnnounceReply(await readBody(res, url), url);
+    return parseHttpAnnounceReply(
+      await readBody(res, url),
+      url,
+      peerLimit(req.numWant),
+    );
   } catch (e) {
     if (e instanceof TrackerError) throw e;
     if (signal.aborted) throw abortError(signal.reason, url);

@@ -45,6 +45,18 @@ export function ipBytes(text: string): Uint8Array | undefined {
   return isIPv6(text) ? parseIPv6(text.split("%")[0]) : undefined;
 }
 
+/**
+ * Whether four or sixteen address bytes name a host that can be dialled: not
+ * "this network" (0.0.0.0/8) or unspecified (::), not multicast (224.0.0.0/4,
+ * ff00::/8), not reserved or broadcast (240.0.0.0/4). A tracker listing only
+ * such addresses has given no peers.
+ */
+export function isDialableAddress(b: Uint8Array): boolean {
+  if (b.length === 4) return b[0] !== 0 && b[0] < 224;
+  if (isV4Mapped(b)) return isDialableAddress(b.subarray(12));
+  return b[0] !== 0xff && b.some((byte) => byte !== 0);
+}
+
 function isV4Mapped(b: Uint8Array): boolean {
   for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
   return b[10] === 0xff && b[11] === 0xff;

@@ -25,7 +25,10 @@ export interface AnnounceRequest {
 }
 
 export interface AnnounceResponse {
+  /** The dialable peers listed, at most a few times numwant (peer_sample.ts). */
   peers: PeerAddress[];
+  /** Peers the reply listed, before undialable ones were dropped and the rest sampled. */
+  listedPeers: number;
   /** Seconds until the next regular announce. */
   interval: number;
   /** Seconds the tracker wants at least between announces. */

@@ -8,6 +8,7 @@ import dgram from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { normaliseIp } from "./ip_address.ts";
+import { peerLimit } from "./peer_sample.ts";
 import {
   decodeReply,
   encodeAnnounceRequest,
@@ -152,7 +153,12 @@ class UdpTrackerSession {
       );
       if (!datagram) continue; // the connection id expired while we waited
       const reply = this.#check(
-        decodeReply(datagram, "announce", this.#peerEntryLength),
+        decodeReply(
+          datagram,
+          "announce",
+          this.#peerEntryLength,
+          peerLimit(req.numWant),
+        ),
       );
       if (reply.kind === "announce") return reply.response;
     }
@@ -171,7 +177,7 @@ class UdpTrackerSession {
       Infinity,
     );
     const reply = this.#check(
-      decodeReply(datagram!, "connect", this.#peerEntryLength),
+      decodeReply(datagram!, "connect", this.#peerEntryLength, 0), // no peers in it
     );
     if (reply.kind !== "connect") {
       throw new TrackerError(`tracker ${this.url}: no connection id`);
@@ -182,8 +188,11 @@ class UdpTrackerSession {
   /** Turns error and malformed replies into a TrackerError. */
   #check(reply: UdpReply): UdpReply {
     if (reply.kind === "error") {
+      // BEP 15: the message may be empty; an 8-byte error reply is still an error.
       throw new TrackerError(
-        `tracker ${this.url} refused the announce: ${reply.message}`,
+        reply.message
+          ? `tracker ${this.url} returned an error: ${reply.message}`
+          : `tracker ${this.url} returned an error (with no message)`,
       );
     }
     if (reply.kind === "malformed") {

@@ -10,7 +10,7 @@
 //                     12: u32 leechers  16: u32 seeders  20: peers (6 or 18 bytes each)
 //   error reply       0: u32 action=3  4: u32 transaction id  8: message text
 
-import { parseCompactPeers4, parseCompactPeers6 } from "./compact_peers.ts";
+import { PeerSample } from "./peer_sample.ts";
 import type {
   AnnounceEvent,
   AnnounceRequest,
@@ -78,12 +78,15 @@ export function replyTransactionId(datagram: Uint8Array): number | undefined {
 
 /**
  * Decodes a reply to a request of kind `expected`. `peerEntryLength` is 6 for
- * a tracker reached over IPv4 and 18 over IPv6 (BEP 15, "IPv6").
+ * a tracker reached over IPv4 and 18 over IPv6 (BEP 15, "IPv6"); a random
+ * `peerLimit` of the dialable peers are kept.
  */
 export function decodeReply(
   datagram: Uint8Array,
   expected: "connect" | "announce",
   peerEntryLength: 6 | 18,
+  peerLimit: number,
+  random: () => number = Math.random,
 ): UdpReply {
   const view = new DataView(
     datagram.buffer,
@@ -106,10 +109,8 @@ export function decodeReply(
   if (action !== ACTION_ANNOUNCE) return wrongAction(action, expected);
   if (datagram.length < 20) return tooShort(datagram, expected, 20);
   const peerBytes = datagram.subarray(20);
-  const peers = peerEntryLength === 6
-    ? parseCompactPeers4(peerBytes)
-    : parseCompactPeers6(peerBytes);
-  if (!peers) {
+  const sample = new PeerSample(peerLimit, random);
+  if (!sample.addCompact(peerBytes, peerEntryLength === 6 ? 4 : 16)) {
     return {
       kind: "malformed",
       reason:
@@ -119,7 +120,8 @@ export function decodeReply(
   return {
     kind: "announce",
     response: {
-      peers,
+      peers: sample.peers,
+      listedPeers: sample.listed,
       interval: view.getUint32(8),
       incomplete: view.getUint32(12),
       complete: view.getUint32(16),

@@ -64,8 +64,9 @@ Deno.test("reply with compact peers, min interval, warning, tracker id, counts",
     complete: 5,
     incomplete: 7,
   });
-  assert.deepEqual(parseHttpAnnounceReply(body, URL_), {
+  assert.deepEqual(parseHttpAnnounceReply(body, URL_, 200), {
     peers: [{ host: "1.2.3.4", port: 6881 }],
+    listedPeers: 2,
     interval: 1800,
     minInterval: 60,
     warning: "slow down",
@@ -75,7 +76,7 @@ Deno.test("reply with compact peers, min interval, warning, tracker id, counts",
   });
 });
 
-Deno.test("reply with the dictionary peer list (BEP 3) keeps IP literals only", () => {
+Deno.test("reply with the dictionary peer list (BEP 3) keeps dialable IP literals only", () => {
   const body = encode({
     interval: 900,
     peers: [
@@ -84,14 +85,78 @@ Deno.test("reply with the dictionary peer list (BEP 3) keeps IP literals only", 
       { ip: "2001:DB8::5", port: 2 },
       { ip: "peer.example", port: 3 },
       { ip: "10.0.0.4", port: 0 },
+      { ip: "10.0.0.5", port: 65536 },
+      { ip: "0.0.0.0", port: 4 },
+      { ip: "239.1.2.3", port: 5 },
+      { ip: "255.255.255.255", port: 6 },
+      { ip: "::", port: 7 },
+      { ip: "ff02::1", port: 8 },
     ],
   });
-  assert.deepEqual(parseHttpAnnounceReply(body, URL_).peers, [
+  const reply = parseHttpAnnounceReply(body, URL_, 200);
+  assert.deepEqual(reply.peers, [
     { host: "10.0.0.1", port: 51413 },
     { host: "10.0.0.2", port: 1 },
     { host: "2001:db8::5", port: 2 },
   ]);
+  assert.equal(reply.listedPeers, 11);
 });
+
+/** A bencoded reply whose "peers" is a list of `count` dictionaries, written by hand. */
+function dictPeersReply(
+  count: number,
+  peerAt: (i: number) => string,
+): Uint8Array {
+  const parts = ["d8:intervali900e5:peersl"];
+  for (let i = 0; i < count; i++) {
+    const ip = peerAt(i);
+    parts.push(`d2:ip${ip.length}:${ip}4:porti${1 + (i % 60000)}ee`);
+  }
+  parts.push("ee");
+  return new TextEncoder().encode(parts.join(""));
+}
+
+Deno.test("a flooded reply is cut to the limit: a uniform sample of its dialable peers", () => {
+  // 10,000 dictionary peers, one per address, every tenth one undialable.
+  const address = (i: number) =>
+    i % 10 === 0 ? "0.0.0.0" : `127.${i >> 16}.${(i >> 8) & 255}.${i & 255}`;
+  const body = dictPeersReply(10_000, address);
+  const reply = parseHttpAnnounceReply(body, URL_, 200, seededRandom(7));
+  assert.equal(reply.listedPeers, 10_000);
+  assert.equal(reply.peers.length, 200);
+  const hosts = new Set(reply.peers.map((p) => p.host));
+  assert.equal(hosts.size, 200, "no entry kept twice");
+  assert.ok(!hosts.has("0.0.0.0"));
+  // A uniform sample of 9,000 spreads over the list: some from each quarter.
+  const quarters = [0, 0, 0, 0];
+  for (const p of reply.peers) {
+    const [, b, c, d] = p.host.split(".").map(Number);
+    quarters[Math.floor(((b << 16) | (c << 8) | d) / 2500)]++;
+  }
+  assert.ok(quarters.every((n) => n >= 25), `quarters: ${quarters}`);
+
+  const compact = new Uint8Array(10_914 * 6);
+  for (let i = 0; i < 10_914; i++) {
+    compact.set([127, 1, i >> 8, i & 255, 0x1a, 0xe1], i * 6);
+  }
+  const udpSized = parseHttpAnnounceReply(
+    encode({ interval: 60, peers: compact }),
+    URL_,
+    320,
+  );
+  assert.equal(udpSized.listedPeers, 10_914);
+  assert.equal(udpSized.peers.length, 320);
+});
+
+/** Deterministic numbers in [0, 1) (mulberry32), so a sampling test cannot flake. */
+function seededRandom(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 Deno.test("reply with peers6 (BEP 7) alongside or instead of peers", () => {
   const entry = new Uint8Array(18);
@@ -102,12 +167,12 @@ Deno.test("reply with peers6 (BEP 7) alongside or instead of peers", () => {
     peers: new Uint8Array([9, 9, 9, 9, 0, 80]),
     peers6: entry,
   });
-  assert.deepEqual(parseHttpAnnounceReply(both, URL_).peers, [
+  assert.deepEqual(parseHttpAnnounceReply(both, URL_, 200).peers, [
     { host: "9.9.9.9", port: 80 },
     { host: "::1", port: 6881 },
   ]);
   const only6 = encode({ interval: 60, peers6: entry });
-  assert.deepEqual(parseHttpAnnounceReply(only6, URL_).peers, [{
+  assert.deepEqual(parseHttpAnnounceReply(only6, URL_, 200).peers, [{
     host: "::1",
     port: 6881,
   }]);
@@ -135,6 +200,32 @@ Deno.test("failure reason, garbage and malformed replies are TrackerErrors", () 
       /peers\[0\]\.port is missing/,
     ],
     [
+      encode({ interval: 60, peers: [{ ip: "1.2.3.4", port: 1 }, 5] }),
+      /peers\[1\] is an integer, not a dictionary/,
+    ],
+    [
+      encode({ "failure reason": "banned", peers: [7] }),
+      /refused the announce: banned$/,
+    ],
+    [
+      new TextEncoder().encode(
+        "d8:intervali60e5:peersld2:ip7:1.2.3.44:porti1ee",
+      ),
+      /reply is not bencode \(unexpected end of input at byte 47\)$/,
+    ],
+    [
+      new TextEncoder().encode("d8:intervali60e5:peerslei1e"),
+      /reply is not bencode \(dictionary key is not a string at byte 24\)$/,
+    ],
+    [
+      new TextEncoder().encode("d8:intervali60e5:peerslee!"),
+      /reply is not bencode \(1 trailing bytes after the value\)$/,
+    ],
+    [
+      encode({ interval: 60, peers: { a: 1 } }),
+      /peers is a dictionary, not a string/,
+    ],
+    [
       encode({
         interval: 60,
         peers: new Uint8Array(0),
@@ -144,11 +235,14 @@ Deno.test("failure reason, garbage and malformed replies are TrackerErrors", () 
     ],
   ];
   for (const [body, pattern] of cases) {
-    assert.throws(() => parseHttpAnnounceReply(body, URL_), (e: unknown) => {
-      assert.ok(e instanceof TrackerError);
-      assert.match(e.message, pattern);
-      return true;
-    });
+    assert.throws(
+      () => parseHttpAnnounceReply(body, URL_, 200),
+      (e: unknown) => {
+        assert.ok(e instanceof TrackerError);
+        assert.match(e.message, pattern);
+        return true;
+      },
+    );
   }
 });
 
@@ -186,6 +280,7 @@ Deno.test("announceHttp gets peers from a tracker over HTTP", async () => {
   });
   assert.deepEqual(res, {
     peers: [{ host: "127.0.0.1", port: 6882 }],
+    listedPeers: 1,
     interval: 120,
   });
   assert.equal(tracker.seen.length, 1);

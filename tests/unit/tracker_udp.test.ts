@@ -130,6 +130,7 @@ Deno.test("UDP announce: connect, announce, parse peers and counts", async () =>
   });
   assert.deepEqual(res, {
     peers: [{ host: "127.0.0.1", port: 6882 }],
+    listedPeers: 2,
     interval: 900,
     incomplete: 3,
     complete: 4,
@@ -193,11 +194,44 @@ Deno.test("UDP error action becomes a TrackerError with the tracker's message", 
       assert.ok(e instanceof TrackerError);
       assert.match(
         e.message,
-        /^tracker udp:\/\/127\.0\.0\.1:\d+\/announce refused the announce: Requested download is not authorized\.$/,
+        /^tracker udp:\/\/127\.0\.0\.1:\d+\/announce returned an error: Requested download is not authorized\.$/,
       );
       return true;
     },
   );
+});
+
+Deno.test("an 8-byte UDP error reply (no message) is reported as the tracker's error, to connect or announce", async () => {
+  for (const failing of [0, 1]) {
+    await using tracker = await fakeTracker((d, reply) => {
+      if (d.action === failing) reply(errorReply(d.transactionId, ""));
+      else answerCorrectly(d, reply);
+    });
+    assert.equal(errorReply(0, "").length, 8);
+    await assert.rejects(
+      announceUdp(tracker.url, request, { timeoutMs: 1000, maxRetries: 0 }),
+      /^TrackerError: tracker udp:\/\/127\.0\.0\.1:\d+\/announce returned an error \(with no message\)$/,
+    );
+  }
+});
+
+Deno.test("a UDP reply filling a whole datagram (10,914 peers for numwant 80) is cut to 320", async () => {
+  const count = 10_914;
+  const peers = new Array(count * 6);
+  for (let i = 0; i < count; i++) {
+    peers.splice(i * 6, 6, 127, 2, i >> 8, i & 255, 0x1a, 0xe1);
+  }
+  await using tracker = await fakeTracker((d, reply) => {
+    if (d.action === 0) reply(connectReply(d.transactionId, CONNECTION_ID));
+    else reply(announceReply(d.transactionId, peers));
+  });
+  const res = await announceUdp(tracker.url, { ...request, numWant: 80 }, {
+    timeoutMs: 1000,
+    maxRetries: 0,
+  });
+  assert.equal(res.listedPeers, count);
+  assert.equal(res.peers.length, 320);
+  assert.equal(new Set(res.peers.map((p) => p.host)).size, 320);
 });
 
 Deno.test("UDP announce resends a request whose reply did not come", async () => {
