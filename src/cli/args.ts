@@ -17,6 +17,8 @@ export interface TorrentArgs {
   quiet: boolean;
   /** Print one JSON summary per torrent at exit (logs go to stderr). */
   json: boolean;
+  /** Append every engine event, and a progress sample each log interval, to this file as JSON lines. */
+  events?: string;
 }
 
 export type ParsedArgs = TorrentArgs | { command: "help" } | {
@@ -53,6 +55,7 @@ Options:
   --no-lsd               do not use local service discovery (config lsd)
   --no-port-mapping      do not open the port on the router (config portMapping "off")
   --json                 print one JSON summary per torrent at exit (logs go to stderr)
+  --events FILE          append every event (and progress samples) to FILE as JSON lines
   --quiet                print errors only
   -h, --help             show this help
   --version              print the version
@@ -84,6 +87,7 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
         "no-lsd": { type: "boolean" },
         "no-port-mapping": { type: "boolean" },
         json: { type: "boolean" },
+        events: { type: "string" },
         quiet: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean" },
@@ -155,6 +159,7 @@ export function parseCommandLine(argv: string[]): ParsedArgs {
     peerReport: report,
     quiet: values.quiet ?? false,
     json: values.json ?? false,
+    events: values.events,
   };
 }
 

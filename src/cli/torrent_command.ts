@@ -16,8 +16,10 @@ import {
   TorrentFileError,
   type TorrentSummary,
 } from "../session/mod.ts";
+import { ConfigError } from "../config.ts";
 import type { TorrentArgs } from "./args.ts";
 import { runCompletionHook } from "./completion_hook.ts";
+import { EventLog } from "./event_log.ts";
 import { loadConfig } from "./config_file.ts";
 import { formatBytes, formatDuration } from "./format.ts";
 import { ProgressView } from "./progress.ts";
@@ -53,7 +55,9 @@ export async function runTorrentCommand(args: TorrentArgs): Promise<number> {
     return ExitCode.Complete;
   }
   const hooks: Promise<void>[] = [];
+  const eventLog = args.events === undefined ? null : openEventLog(args.events);
   const onEvent = (event: EngineEvent) => {
+    eventLog?.write(event);
     if (event.type === "status") view.status(event.text);
     else for (const line of renderEvent(event)) log(line);
     if (event.type === "complete" && config.onComplete !== "") {
@@ -82,6 +86,7 @@ export async function runTorrentCommand(args: TorrentArgs): Promise<number> {
   const stop = stopSignals(config.maxMinutes);
   stop.promise.then((reason) => engine.stop(reason));
   view.follow(() => engine.stats());
+  eventLog?.follow(() => engine.stats(), config.logIntervalSeconds * 1000);
   let summaries: TorrentSummary[];
   try {
     summaries = await engine.run();
@@ -89,12 +94,23 @@ export async function runTorrentCommand(args: TorrentArgs): Promise<number> {
     view.stop();
     stop.dispose();
     await Promise.allSettled(hooks);
+    eventLog?.close();
   }
   if (summaries.length > 1) { for (const s of summaries) report(s, log); }
   else if (summaries[0]?.result === "complete") report(summaries[0], log);
   if (args.peerReport) writePeerReport(args.peerReport, engine.peers(), log);
   if (args.json) { for (const s of summaries) console.log(JSON.stringify(s)); }
   return exitCode(engine.stoppedBy, summaries);
+}
+
+function openEventLog(file: string): EventLog {
+  try {
+    return EventLog.open(file);
+  } catch (e) {
+    throw new ConfigError(
+      `--events ${file}: ${e instanceof Error ? e.message : e}`,
+    );
+  }
 }
 
 function exitCode(

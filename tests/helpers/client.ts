@@ -11,10 +11,16 @@ import { clientArgv } from "../../tools/client_command.ts";
 // own network namespace, or with a loopback-only config) asks for them.
 const ISOLATED = ["--no-dht", "--no-lsd", "--no-port-mapping"];
 
+/** One line of the client's --events file: an engine event or a progress sample. */
+// deno-lint-ignore no-explicit-any
+export type ClientEvent = { type: string; time: string; [key: string]: any };
+
 export interface ClientResult {
   code: number;
   signal: Deno.Signal | null;
   output: string;
+  /** Everything the client wrote to its --events file. */
+  events: ClientEvent[];
 }
 
 export class ClientProcess {
@@ -25,6 +31,13 @@ export class ClientProcess {
   }[] = [];
   private readonly child: Deno.ChildProcess;
   private readonly done: Promise<ClientResult>;
+  /** The client's --events file, read as it grows. */
+  private readonly eventsFile = Deno.makeTempFileSync({
+    prefix: "btclient-events-",
+  });
+  private eventsRead = 0;
+  private eventsPending = "";
+  private readonly seenEvents: ClientEvent[] = [];
 
   constructor(
     args: string[],
@@ -39,6 +52,9 @@ export class ClientProcess {
     const [deno, ...denoArgs] = clientArgv([
       ...args,
       ...(options.network ? [] : ISOLATED),
+      ...(args[0] === "download" || args[0] === "seed"
+        ? ["--events", this.eventsFile]
+        : []),
     ]);
     const command = options.netns === undefined
       ? { cmd: deno, args: denoArgs }
@@ -64,10 +80,13 @@ export class ClientProcess {
     ]);
     this.done = Promise.all([this.child.status, drained]).then(([status]) => {
       clearTimeout(lifetime);
+      this.readEvents();
+      Deno.removeSync(this.eventsFile);
       return {
         code: status.code,
         signal: status.signal,
         output: this.lines.join("\n"),
+        events: this.seenEvents,
       };
     });
   }
@@ -103,6 +122,58 @@ export class ClientProcess {
         }
       });
     });
+  }
+
+  /**
+   * Resolves with the first event (seen or still to come) that `matches`:
+   * what tests wait on instead of log text, where the engine says it in an
+   * event.
+   */
+  async waitForEvent(
+    matches: (event: ClientEvent) => boolean,
+    timeoutMs: number,
+  ): Promise<ClientEvent> {
+    const deadline = performance.now() + timeoutMs;
+    let exited = false;
+    this.done.then(() => exited = true);
+    while (true) {
+      if (!exited) this.readEvents();
+      const found = this.seenEvents.find(matches);
+      if (found) return found;
+      if (exited) {
+        throw new Error(
+          `client exited before the event awaited:\n${this.output}`,
+        );
+      }
+      if (performance.now() > deadline) {
+        throw new Error(`client sent no such event:\n${this.output}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Takes the complete lines the client has added to its events file. */
+  private readEvents(): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = Deno.readFileSync(this.eventsFile);
+    } catch {
+      return;
+    }
+    if (bytes.length <= this.eventsRead) return;
+    this.eventsPending += new TextDecoder().decode(
+      bytes.subarray(this.eventsRead),
+    );
+    this.eventsRead = bytes.length;
+    const lines = this.eventsPending.split("\n");
+    this.eventsPending = lines.pop()!;
+    for (const line of lines) this.seenEvents.push(JSON.parse(line));
+  }
+
+  /** The events so far (read from the file now). */
+  get events(): readonly ClientEvent[] {
+    this.readEvents();
+    return this.seenEvents;
   }
 
   get pid(): number {
@@ -144,6 +215,27 @@ export class ClientProcess {
       }
     }
   }
+}
+
+/** The addresses the run received data from (its "stopped" events). */
+export function sourcesOf(result: ClientResult): string[] {
+  return result.events.filter((e) => e.type === "stopped").flatMap((e) =>
+    e.sources.filter((s: { bytes: number }) => s.bytes > 0).map((
+      s: { address: string },
+    ) => s.address)
+  );
+}
+
+/** A progress sample with at least `from` and below `to` percent done. */
+export function progressBetween(
+  from: number,
+  to: number,
+): (event: ClientEvent) => boolean {
+  return (e) => {
+    if (e.type !== "progress" || e.totalBytes === 0) return false;
+    const percent = (e.bytesDone / e.totalBytes) * 100;
+    return percent >= from && percent < to;
+  };
 }
 
 /** Runs the client to its end. */

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { startAria2Seeder } from "../helpers/aria2.ts";
-import { runClient } from "../helpers/client.ts";
+import { runClient, sourcesOf } from "../helpers/client.ts";
 import { startLibtorrentSeeder } from "../helpers/libtorrent.ts";
 import {
   assertSameTree,
@@ -61,13 +61,13 @@ Deno.test("downloads from libtorrent and aria2c at once, taking blocks from both
       `127.0.0.1:${aria.port}`,
     ]);
     assert.equal(run.code, 0, run.output);
-    const sources = run.output.match(/received from: (.*)/)?.[1] ?? "";
+    const sources = sourcesOf(run);
     assert.ok(
-      sources.includes(`127.0.0.1:${lt.port} `),
+      sources.includes(`127.0.0.1:${lt.port}`),
       `libtorrent sent nothing: ${sources}`,
     );
     assert.ok(
-      sources.includes(`127.0.0.1:${aria.port} `),
+      sources.includes(`127.0.0.1:${aria.port}`),
       `aria2c sent nothing: ${sources}`,
     );
     await assertSameTree(fixture);

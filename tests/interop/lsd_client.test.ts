@@ -57,7 +57,7 @@ Deno.test("LSD: a bare magnet link finds a libtorrent seeder on the LAN, fetches
     // Each side announces when its torrent starts, then every 5 minutes:
     // the seeder starts second so that our client is the one that hears an
     // announce and dials (libtorrent dialling us would test the other way).
-    await client.waitForLine(/fetching the torrent's metadata/, STEP_MS);
+    await client.waitForEvent((e) => e.type === "metadataFetching", STEP_MS);
     seeder = await startLibtorrentSeeder({
       torrent: fixture.torrent,
       dataDir: fixture.dataDir,
@@ -66,7 +66,7 @@ Deno.test("LSD: a bare magnet link finds a libtorrent seeder on the LAN, fetches
       lsd: true,
       lifetimeSec: 40,
     });
-    await client.waitForLine(/metadata received/, STEP_MS);
+    await client.waitForEvent((e) => e.type === "metadata", STEP_MS);
     const run = await client.wait();
     assert.equal(run.code, 0, run.output);
     // The download announces again as it starts, and libtorrent may dial us

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import { ClientProcess, runClient } from "../helpers/client.ts";
+import { ClientProcess, runClient, sourcesOf } from "../helpers/client.ts";
 import { freePort } from "../helpers/ports.ts";
 import { startDelayProxy } from "../helpers/delay_proxy.ts";
 import { startLibtorrentSeeder } from "../helpers/libtorrent.ts";
@@ -38,9 +38,17 @@ Deno.test("a magnet link downloads from libtorrent via ut_metadata; the saved .t
     ];
     const first = await runClient(args, fixture.root);
     assert.equal(first.code, 0, first.output);
-    assert.match(first.output, /metadata received .* saved as torrents\//);
+    assert.ok(
+      first.events.some((e) =>
+        e.type === "metadata" && e.savedAs.startsWith("torrents/")
+      ),
+      first.output,
+    );
     // The connection that gave the metadata goes on to give the data.
-    assert.match(first.output, /1 peer connection\(s\) carried over/);
+    assert.ok(
+      first.events.some((e) => e.type === "started" && e.handedOver === 1),
+      first.output,
+    );
     await assertSameTree(fixture);
     const saved = `${fixture.root}/torrents/${hex}.torrent`;
     assert.equal(
@@ -54,7 +62,7 @@ Deno.test("a magnet link downloads from libtorrent via ut_metadata; the saved .t
     const second = await runClient(args, fixture.root);
     assert.equal(second.code, 0, second.output);
     assert.match(second.output, /using the metadata saved in torrents\//);
-    assert.doesNotMatch(second.output, /fetching the torrent's metadata/);
+    assert.ok(!second.events.some((e) => e.type === "metadataFetching"));
   } finally {
     await seeder.stop();
     await fixture.remove();
@@ -138,13 +146,13 @@ Deno.test("PEX: knowing only libtorrent peer A, the client learns peer B from A 
       `127.0.0.1:${a.port}`,
     ], fixture.root);
     assert.equal(run.code, 0, run.output);
-    const sources = run.output.match(/received from: (.*)/)?.[1] ?? "";
+    const sources = sourcesOf(run);
     assert.ok(
-      sources.includes(`127.0.0.1:${a.port} `),
+      sources.includes(`127.0.0.1:${a.port}`),
       `A sent nothing: ${sources}`,
     );
     assert.ok(
-      sources.includes(`127.0.0.1:${b.port} `),
+      sources.includes(`127.0.0.1:${b.port}`),
       `B (learnt by PEX) sent nothing: ${sources}`,
     );
     await assertSameTree(fixture);
@@ -186,7 +194,7 @@ Deno.test("batch mode takes a .magnet file from torrents/; the next batch run us
     await seeder.stop();
     const second = await runClient(args, fixture.root);
     assert.equal(second.code, 0, second.output);
-    assert.doesNotMatch(second.output, /fetching the torrent's metadata/);
+    assert.ok(!second.events.some((e) => e.type === "metadataFetching"));
     const summaries = second.output.split("\n").filter((l) => l.startsWith("{"))
       .map((l) => JSON.parse(l));
     assert.deepEqual(summaries.map((s) => [s.infoHash, s.result]), [[
@@ -211,7 +219,7 @@ Deno.test("a magnet link's metadata comes from a peer that dials us (no address 
     "--port",
     String(port),
   ], { cwd: fixture.root, lifetimeSec: 60 });
-  await client.waitForLine(/fetching the torrent's metadata/, 20_000);
+  await client.waitForEvent((e) => e.type === "metadataFetching", 20_000);
   // libtorrent dials us (again every 2 s while it has no peer).
   const seeder = await startLibtorrentSeeder({
     torrent: fixture.torrent,
@@ -221,7 +229,7 @@ Deno.test("a magnet link's metadata comes from a peer that dials us (no address 
   try {
     const run = await client.wait();
     assert.equal(run.code, 0, run.output);
-    assert.match(run.output, /metadata received/);
+    assert.ok(run.events.some((e) => e.type === "metadata"), run.output);
     await assertSameTree(fixture);
   } finally {
     client.kill("SIGKILL");

@@ -334,7 +334,10 @@ Deno.test("without port mapping (--no-port-mapping) the WAN leecher cannot reach
     const { lab, fixture } = setup;
     const client = await startSeeder(setup, {}, ["--no-port-mapping"]);
     try {
-      await client.waitForLine(/seeding single\.bin on port 6881/, 15_000);
+      await client.waitForEvent(
+        (e) => e.type === "seeding" && e.port === LISTEN_PORT,
+        15_000,
+      );
       const leecher = lab.spawn(lab.wan, {
         name: "libtorrent leecher",
         cmd: DEBIAN_PYTHON,

@@ -4,7 +4,11 @@
 
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import { ClientProcess, runClient } from "../helpers/client.ts";
+import {
+  ClientProcess,
+  progressBetween,
+  runClient,
+} from "../helpers/client.ts";
 import { startFakeSeeder } from "../helpers/fake_seeder.ts";
 import { startHostilePeer } from "../helpers/hostile_peer.ts";
 import { slowDownload } from "../helpers/slow_download.ts";
@@ -112,7 +116,8 @@ Deno.test("batch: one run completes a done, a partial and a new torrent; the nex
       assert.equal(watcher.connections, 0);
       assert.ok(performance.now() - started < 10_000);
       assert.equal(
-        (second.output.match(/already verified \(resume file\)/g) ?? []).length,
+        second.events.filter((e) => e.type === "checked" && e.fromResume)
+          .length,
         3,
         second.output,
       );
@@ -145,7 +150,7 @@ Deno.test("a second run on a locked download folder exits 4 at once; the first c
   const { fixture, seeder, args } = await slowRun();
   try {
     const first = new ClientProcess(args);
-    await first.waitForLine(/ \d+\.\d% /, 20_000);
+    await first.waitForEvent(progressBetween(0, 100), 20_000);
     const second = await runClient(args);
     assert.equal(second.code, 4, second.output);
     assert.match(
@@ -170,19 +175,22 @@ for (const how of ["SIGTERM", "--max-minutes"] as const) {
         how === "SIGTERM" ? args : [...args, "--max-minutes", "0.02"],
       );
       if (how === "SIGTERM") {
-        await first.waitForLine(/ [1-4]\d\.\d% /, 20_000);
+        await first.waitForEvent(progressBetween(10, 50), 20_000);
         first.kill("SIGTERM");
       }
       const stopped = await first.wait();
       assert.equal(stopped.code, how === "SIGTERM" ? 143 : 3, stopped.output);
-      const verified = Number(stopped.output.match(/stopped at (\d+)\//)?.[1]);
+      const verified = stopped.events.find((e) => e.type === "stopped")
+        ?.piecesDone;
       assert.ok(verified > 0 && verified < meta.pieceCount, stopped.output);
       seeder.requests.length = 0;
       const second = await runClient(args);
       assert.equal(second.code, 0, second.output);
-      assert.match(
+      assert.ok(
+        second.events.some((e) =>
+          e.type === "checked" && e.fromResume && e.verified === verified
+        ),
         second.output,
-        new RegExp(`${verified} already verified \\(resume file\\)`),
       );
       // Pieces are fetched in rarest-first order, so check by piece, not by count.
       const startedPieces = new Set(
