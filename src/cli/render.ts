@@ -52,6 +52,8 @@ export function renderEvent(event: EngineEvent): string[] {
       ];
     case "notSeeding":
       return [`not seeding ${event.torrent.name}: ${event.why}`];
+    case "portMapped":
+      return []; // the port mapper's own log line says it, with the details
     case "announcePort":
       return [
         `port mapping: trackers and the DHT are told port ${event.port} from now on`,

@@ -58,7 +58,11 @@ export interface PortMapperOptions {
 export interface MappedPort {
   externalAddress: string;
   externalPort: number;
+  internalPort: number;
   method: PortMappingMethod;
+  gateway: string;
+  /** Seconds granted; 0: until deleted. */
+  lifetimeSeconds: number;
 }
 
 const SERVER_PORT = 5351;
@@ -516,6 +520,9 @@ function mappedPort(lease: Lease, client: MappingClient): MappedPort {
   return {
     externalAddress: lease.externalAddress,
     externalPort: lease.externalPort,
+    internalPort: lease.internalPort,
     method: client.method,
+    gateway: client.gateway,
+    lifetimeSeconds: lease.lifetimeSeconds,
   };
 }

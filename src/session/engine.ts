@@ -229,6 +229,7 @@ export class Engine {
           leaseSeconds: config.portMappingLeaseSeconds,
           log,
           onExternalPort: (mapped) => {
+            this.#emit({ type: "portMapped", ...mapped });
             if (mapped.externalPort !== announcePort.value) {
               this.#emit({ type: "announcePort", port: mapped.externalPort });
             }

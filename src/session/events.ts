@@ -58,6 +58,16 @@ export type EngineEvent =
   | { type: "complete"; torrent: TorrentRef; path: string }
   | { type: "seeding"; torrent: TorrentRef; port: number; goal: string }
   | { type: "notSeeding"; torrent: TorrentRef; why: string }
+  /** The router forwards our TCP port (again, after a move or a restart). */
+  | {
+    type: "portMapped";
+    externalAddress: string;
+    externalPort: number;
+    internalPort: number;
+    method: "pcp" | "natpmp" | "upnp";
+    gateway: string;
+    lifetimeSeconds: number;
+  }
   | { type: "announcePort"; port: number }
   | {
     type: "stopped";

@@ -27,8 +27,15 @@ WAN_IP = "urn:schemas-upnp-org:service:WANIPConnection:1"
 WAN_PPP = "urn:schemas-upnp-org:service:WANPPPConnection:1"
 
 
+LOG_LOCK = threading.Lock()
+
+
 def log(*words):
-    print(*words, flush=True)
+    # One write per line under a lock: print() from several threads can
+    # interleave a line with another's newline, and the test misses it.
+    with LOG_LOCK:
+        sys.stdout.write(" ".join(str(w) for w in words) + "\n")
+        sys.stdout.flush()
 
 
 def port_control_garbage(request):

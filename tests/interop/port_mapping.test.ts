@@ -101,21 +101,25 @@ async function startSeeder(
   ], { netns: lab.lan, network: true, lifetimeSec: 90 });
 }
 
-/** The line saying which external port reaches us, and when it came. */
+/** The event saying which external port reaches us, and when it came. */
 async function mappedPort(
   client: ClientProcess,
-  method: string,
+  method: "pcp" | "natpmp" | "upnp",
 ): Promise<{ port: number; at: number }> {
-  const [, address, port] = await client.waitForLine(
-    new RegExp(
-      `port mapping: ([\\d.]+):(\\d+) forwards to TCP port ${LISTEN_PORT} \\(${method} via ${
-        ROUTER_LAN.replaceAll(".", "\\.")
-      }, lease ${LEASE_SECONDS} s\\)`,
-    ),
+  const mapped = await client.waitForEvent(
+    (e) => e.type === "portMapped" && e.internalPort === LISTEN_PORT,
     10_000,
   );
-  assert.equal(address, ROUTER_WAN);
-  return { port: Number(port), at: performance.now() };
+  assert.deepEqual(
+    [
+      mapped.method,
+      mapped.gateway,
+      mapped.externalAddress,
+      mapped.lifetimeSeconds,
+    ],
+    [method, ROUTER_LAN, ROUTER_WAN, LEASE_SECONDS],
+  );
+  return { port: mapped.externalPort, at: performance.now() };
 }
 
 /** libtorrent on the WAN host, told only the router's WAN address and port, downloads; sha256 equal. */
@@ -220,7 +224,7 @@ Deno.test("port mapping, PCP (auto mode): TCP and the DHT's UDP port; seeds to a
       { protocol: "udp", externalPort: LISTEN_PORT },
     ];
     try {
-      const mapped = await mappedPort(client, "PCP");
+      const mapped = await mappedPort(client, "pcp");
       assert.equal(mapped.port, LISTEN_PORT);
       await client.waitForLine(
         /10\.77\.0\.1:6881 forwards to UDP port 6881/,
@@ -258,7 +262,7 @@ Deno.test("port mapping, NAT-PMP: seeds through the NAT, remapped after a restar
       portMappingLeaseSeconds: LEASE_SECONDS,
     });
     try {
-      const mapped = await mappedPort(client, "NAT-PMP");
+      const mapped = await mappedPort(client, "natpmp");
       await leechThroughNat(setup, mapped.port);
       await restartAndRemap(setup, client, mapped.port, mapped.at);
       await stopAndCheckClean(setup, client, "SIGTERM");
@@ -307,7 +311,7 @@ Deno.test("port mapping, UPnP IGD: a taken external port moves to another, annou
       portMappingLeaseSeconds: LEASE_SECONDS,
     });
     try {
-      const mapped = await mappedPort(client, "UPnP");
+      const mapped = await mappedPort(client, "upnp");
       assert.notEqual(mapped.port, LISTEN_PORT);
       assert.deepEqual(
         (await lab.mappings()).map((m) => m.externalPort).sort(),

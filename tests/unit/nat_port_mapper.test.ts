@@ -267,11 +267,21 @@ Deno.test("PortMapper, PCP: maps TCP and UDP, renews with the same nonce, remaps
   );
   try {
     // 6881 is "taken" on the fake, so the gateway assigns another port.
-    assert.deepEqual(await mapper.ready(3000), {
-      externalAddress: "10.77.0.1",
-      externalPort: 40000,
-      method: "pcp",
-    });
+    const mapped = await mapper.ready(3000);
+    assert.deepEqual(
+      {
+        externalAddress: mapped?.externalAddress,
+        externalPort: mapped?.externalPort,
+        internalPort: mapped?.internalPort,
+        method: mapped?.method,
+      },
+      {
+        externalAddress: "10.77.0.1",
+        externalPort: 40000,
+        internalPort: 6881,
+        method: "pcp",
+      },
+    );
     assert.match(
       log.lines[0],
       /^port mapping: 10\.77\.0\.1:40000 forwards to TCP port 6881 \(PCP via 127\.0\.0\.1, lease 4 s\)$/,
@@ -323,11 +333,10 @@ Deno.test("PortMapper, auto: a NAT-PMP-only gateway is used at once, its mapping
   );
   try {
     const mapped = await mapper.ready(3000);
-    assert.deepEqual(mapped, {
-      externalAddress: "10.77.0.1",
-      externalPort: 7000,
-      method: "natpmp",
-    });
+    assert.deepEqual(
+      [mapped?.externalAddress, mapped?.externalPort, mapped?.method],
+      ["10.77.0.1", 7000, "natpmp"],
+    );
     // The PCP request was answered "unsupported version": no waiting for retries.
     assert.ok(
       performance.now() - began < 1000,
