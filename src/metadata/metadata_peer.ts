@@ -6,8 +6,8 @@
 // over, with that record and the bytes not yet parsed, to the torrent.
 
 import { type CloseCause, isProtocolError } from "../peer/faults.ts";
+import type { PeerStream } from "../net/transport.ts";
 import type { OpenedPeer } from "../peer/handshake_io.ts";
-import { writeAll } from "../peer/handshake_io.ts";
 import type { PriorPeerState, TakenOverStream } from "../peer/prior_state.ts";
 import type { PeerAddress } from "../tracker/types.ts";
 import {
@@ -100,7 +100,7 @@ export class MetadataPeer implements WireHandler {
     private options: { pex: boolean; dhtPort: number },
   ) {}
 
-  get conn(): Deno.TcpConn {
+  get conn(): PeerStream {
     return this.opened.conn;
   }
 
@@ -194,9 +194,7 @@ export class MetadataPeer implements WireHandler {
   close(reason: string, cause: CloseCause = "ended"): void {
     if (this.closedReason !== null || this.handover) return;
     this.closedReason = reason;
-    try {
-      this.conn.close();
-    } catch { /* already gone */ }
+    this.conn.close();
     this.owner.closed(this, reason, cause);
   }
 
@@ -303,7 +301,7 @@ export class MetadataPeer implements WireHandler {
     }
     this.writing = (async () => {
       while (this.out.length > 0 && this.closedReason === null) {
-        await writeAll(this.conn, this.out.take());
+        await this.conn.write(this.out.take());
       }
     })().catch((e) => {
       this.writing = null;

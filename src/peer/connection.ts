@@ -11,9 +11,9 @@ import { BLOCK_SIZE } from "../pieces/geometry.ts";
 import type { BlockRequest } from "../pieces/picker.ts";
 import type { Bandwidth } from "../swarm/bandwidth.ts";
 import { BencodeError } from "../bencode/types.ts";
+import type { PeerStream } from "../net/transport.ts";
 import type { PeerAddress } from "../tracker/types.ts";
 import { type CloseCause, isProtocolError, PeerViolation } from "./faults.ts";
-import { writeAll } from "./handshake_io.ts";
 import type { PriorPeerState, TakenOverStream } from "./prior_state.ts";
 import {
   EXTENDED_HANDSHAKE_ID,
@@ -168,7 +168,7 @@ export class PeerConnection implements WireHandler {
   private offeredFast = new Set<number>();
 
   constructor(
-    readonly conn: Deno.TcpConn,
+    readonly conn: PeerStream,
     readonly host: string,
     readonly port: number,
     readonly peerId: Uint8Array,
@@ -407,9 +407,7 @@ export class PeerConnection implements WireHandler {
     if (this.closedReason !== null) return;
     this.closedReason = reason;
     clearTimeout(this.uploadTimer);
-    try {
-      this.conn.close();
-    } catch { /* the socket may already be gone */ }
+    this.conn.close();
     this.owner.closed(this, reason, cause);
   }
 
@@ -775,7 +773,7 @@ export class PeerConnection implements WireHandler {
   private async writeLoop(): Promise<void> {
     while (this.out.length > 0 && this.closedReason === null) {
       try {
-        await writeAll(this.conn, this.out.take());
+        await this.conn.write(this.out.take());
       } catch (e) {
         this.writing = false;
         return this.close(`write failed: ${errorText(e)}`);

@@ -81,7 +81,7 @@ function connection(
 ) {
   const conn = new FakeConn();
   const peer = new PeerConnection(
-    conn.tcp,
+    conn,
     "127.0.0.1",
     6881,
     PEER_ID,
@@ -213,7 +213,7 @@ Deno.test("metadata peer: an exception of ours is reported, not blamed on the pe
   const internal: unknown[] = [];
   const peer = new MetadataPeer(
     {
-      conn: conn.tcp,
+      conn,
       remote: {
         reserved: new Uint8Array(8),
         infoHash: new Uint8Array(20),
@@ -302,7 +302,7 @@ async function withTorrent(
     const conn = new FakeConn();
     await torrent.acceptIncoming(
       {
-        conn: conn.tcp,
+        conn,
         remote: { reserved, infoHash: meta.infoHash, peerId: PEER_ID },
         leftover: new Uint8Array(0),
       },
