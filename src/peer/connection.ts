@@ -22,7 +22,7 @@ import {
   mergeExtensionHandshake,
   parseExtensionHandshake,
 } from "../wire/extension.ts";
-import { MessageId, OutBuffer } from "../wire/messages.ts";
+import { MessageId, type OutBuffer } from "../wire/messages.ts";
 import {
   encodeMetadataData,
   encodeMetadataReject,
@@ -32,6 +32,7 @@ import {
 import { encodePex, parsePex, type PexEntry } from "../wire/ut_pex.ts";
 import { type WireHandler, WireReader } from "../wire/reader.ts";
 import { UploadQueue } from "./upload_queue.ts";
+import { WriteLoop } from "./write_loop.ts";
 
 /** What a connection reports to, and asks of, its torrent. */
 export interface PeerOwner {
@@ -152,8 +153,8 @@ export class PeerConnection implements WireHandler {
   lastPexAt = -Infinity;
 
   private reader: WireReader;
-  private out = new OutBuffer();
-  private writing = false;
+  private writer: WriteLoop;
+  private out: OutBuffer;
   private gotFirstMessage = false;
   private bytesThisTick = 0;
   private uploadedThisTick = 0;
@@ -182,6 +183,11 @@ export class PeerConnection implements WireHandler {
       maxMessageLength: Math.max(MAX_MESSAGE, 1 + Math.ceil(pieceCount / 8)),
       bufferSize: READ_BUFFER,
     });
+    this.writer = new WriteLoop(conn, {
+      written: () => this.written(),
+      failed: (e) => this.close(`write failed: ${errorText(e)}`),
+    });
+    this.out = this.writer.out;
   }
 
   get address(): string {
@@ -265,7 +271,7 @@ export class PeerConnection implements WireHandler {
         this.out.have(i, MessageId.AllowedFast);
       }
     }
-    this.flush();
+    this.writer.flush();
   }
 
   /**
@@ -291,7 +297,7 @@ export class PeerConnection implements WireHandler {
         this.rttProbes.set(probeKey(r.piece, r.begin), now);
       }
     }
-    this.flush();
+    this.writer.flush();
   }
 
   sendCancel(
@@ -302,7 +308,7 @@ export class PeerConnection implements WireHandler {
   ): void {
     if (!this.outstanding.delete(blockId)) return;
     this.out.blockMessage(MessageId.Cancel, piece, begin, length);
-    this.flush();
+    this.writer.flush();
   }
 
   /** BEP 11: one peer-exchange message; the caller keeps the limits. */
@@ -310,7 +316,7 @@ export class PeerConnection implements WireHandler {
     const id = this.extensions?.messages.get("ut_pex") ?? 0;
     if (id === 0) return;
     this.out.extended(id, encodePex(added, dropped));
-    this.flush();
+    this.writer.flush();
   }
 
   /** The address the peer accepts connections on, if known. */
@@ -324,7 +330,7 @@ export class PeerConnection implements WireHandler {
 
   sendHave(index: number): void {
     this.out.have(index);
-    this.flush();
+    this.writer.flush();
   }
 
   setInterested(interested: boolean): void {
@@ -333,7 +339,7 @@ export class PeerConnection implements WireHandler {
     this.out.simple(
       interested ? MessageId.Interested : MessageId.NotInterested,
     );
-    this.flush();
+    this.writer.flush();
   }
 
   /** The choker's decision. Choking drops (BEP 3) or rejects (BEP 6) queued requests. */
@@ -349,7 +355,7 @@ export class PeerConnection implements WireHandler {
         }
       }
     }
-    this.flush();
+    this.writer.flush();
   }
 
   /** Room left in the request pipeline (allowed-fast pieces count while choked). */
@@ -398,7 +404,7 @@ export class PeerConnection implements WireHandler {
     }
     if (now - this.lastSendAt > 60_000) {
       this.out.keepAlive();
-      this.flush();
+      this.writer.flush();
     }
     return null;
   }
@@ -406,6 +412,7 @@ export class PeerConnection implements WireHandler {
   close(reason: string, cause: CloseCause = "ended"): void {
     if (this.closedReason !== null) return;
     this.closedReason = reason;
+    this.writer.stop();
     clearTimeout(this.uploadTimer);
     this.conn.close();
     this.owner.closed(this, reason, cause);
@@ -658,7 +665,7 @@ export class PeerConnection implements WireHandler {
       this.uploads.refused();
       this.out.extended(id, encodeMetadataReject(message.piece));
     }
-    this.flush();
+    this.writer.flush();
     if (this.uploads.flooding) {
       throw new PeerViolation(
         `sent ${this.uploads.badRequests} requests that could not be served`,
@@ -707,7 +714,7 @@ export class PeerConnection implements WireHandler {
       this.owner.fillPipeline(this);
     }
     this.serveUploads();
-    this.flush();
+    this.writer.flush();
   }
 
   /** Moves queued requests into the send buffer, within the watermark and the upload cap. */
@@ -725,7 +732,7 @@ export class PeerConnection implements WireHandler {
             this.uploadTimer = undefined;
             try {
               this.serveUploads();
-              this.flush();
+              this.writer.flush();
             } catch (e) {
               this.fail(e);
             }
@@ -762,27 +769,14 @@ export class PeerConnection implements WireHandler {
     this.owner.requestsLost(this, lost);
   }
 
-  private flush(): void {
-    if (this.writing || this.out.length === 0 || this.closedReason !== null) {
-      return;
-    }
-    this.writing = true;
-    this.writeLoop().catch((e) => this.fail(e));
-  }
-
-  private async writeLoop(): Promise<void> {
-    while (this.out.length > 0 && this.closedReason === null) {
-      try {
-        await this.conn.write(this.out.take());
-      } catch (e) {
-        this.writing = false;
-        return this.close(`write failed: ${errorText(e)}`);
-      }
-      this.lastSendAt = performance.now();
+  private written(): void {
+    this.lastSendAt = performance.now();
+    try {
       // Room in the send buffer again: serve more of the peer's requests.
       this.serveUploads();
+    } catch (e) {
+      this.fail(e);
     }
-    this.writing = false;
   }
 }
 
