@@ -7,7 +7,6 @@
 // means and where served data comes from are the owner's business.
 
 import { Bitfield } from "../pieces/bitfield.ts";
-import { BLOCK_SIZE } from "../pieces/geometry.ts";
 import type { BlockRequest } from "../pieces/picker.ts";
 import type { Bandwidth } from "../swarm/bandwidth.ts";
 import { BencodeError } from "../bencode/types.ts";
@@ -31,6 +30,7 @@ import {
 } from "../wire/ut_metadata.ts";
 import { encodePex, parsePex, type PexEntry } from "../wire/ut_pex.ts";
 import { type WireHandler, WireReader } from "../wire/reader.ts";
+import { RequestPipeline } from "./request_pipeline.ts";
 import { UploadQueue } from "./upload_queue.ts";
 import { WriteLoop } from "./write_loop.ts";
 
@@ -97,7 +97,6 @@ export interface ConnectionOptions {
   metadata: Uint8Array;
 }
 
-const MIN_PIPELINE = 4;
 /** Largest payload besides a bitfield: a 128 KiB block plus its header. */
 const MAX_MESSAGE = 128 * 1024 + 9;
 const READ_BUFFER = 256 * 1024;
@@ -109,8 +108,6 @@ const PEX_MAX_ADDED = 200;
 const PEX_MIN_GAP_MS = 45_000;
 /** Times one connection is sent each piece of our info dictionary at most. */
 const METADATA_SENDS_PER_PIECE = 2;
-/** One request in this many is timed for the round-trip estimate. */
-const RTT_SAMPLE_EVERY = 16;
 
 let nextPeerNumber = 0;
 
@@ -120,34 +117,21 @@ export class PeerConnection implements WireHandler {
   readonly has: Bitfield;
   /** BEP 6: pieces the peer lets us fetch while it chokes us. */
   readonly fastPieces: Bitfield;
-  readonly outstanding = new Set<number>();
   readonly uploads = new UploadQueue();
   amInterested = false;
   amChoking = true;
   peerChoking = true;
   peerInterested = false;
-  /** Payload bytes taken from (downloaded) and sent to (uploaded) this peer. */
-  downloaded = 0;
+  /** Payload bytes sent to this peer, and a second over the last tick. */
   uploaded = 0;
-  /** Payload bytes a second received, and sent, over the last tick. */
-  rate = 0;
   uploadRate = 0;
-  peakRate = 0;
-  /** Smoothed request round trip in ms (0 until measured). */
-  rttMs = 0;
-  pipelineTarget = MIN_PIPELINE;
-  snubbed = false;
-  snubCount = 0;
   lastReceiveAt = performance.now();
   lastSendAt = performance.now();
-  lastBlockAt = performance.now();
   /** When we last unchoked the peer, it last asked for a block, and we last sent it one. */
   unchokedAt = 0;
   lastRequestAt = 0;
   lastServedAt = 0;
   closedReason: string | null = null;
-  /** The peer's BEP 10 handshake, once received. */
-  extensions: ExtensionHandshake | null = null;
   /** BEP 11: the addresses we last told this peer about (address keys). */
   readonly pexSent = new Set<string>();
   lastPexAt = -Infinity;
@@ -156,11 +140,9 @@ export class PeerConnection implements WireHandler {
   private writer: WriteLoop;
   private out: OutBuffer;
   private gotFirstMessage = false;
-  private bytesThisTick = 0;
   private uploadedThisTick = 0;
-  private measured = false;
-  private requestsSent = 0;
-  private rttProbes = new Map<number, number>();
+  private pipeline: RequestPipeline;
+  private peerExtensions: ExtensionHandshake | null = null;
   private uploadTimer: ReturnType<typeof setTimeout> | undefined;
   private metadataServed = 0;
   private lastPexReceivedAt = -Infinity;
@@ -188,6 +170,43 @@ export class PeerConnection implements WireHandler {
       failed: (e) => this.close(`write failed: ${errorText(e)}`),
     });
     this.out = this.writer.out;
+    this.pipeline = new RequestPipeline(options, () => performance.now());
+  }
+
+  /** The peer's BEP 10 handshake, once received. */
+  get extensions(): ExtensionHandshake | null {
+    return this.peerExtensions;
+  }
+
+  /** Block ids asked of the peer and not yet answered; the picker adds to it. */
+  get outstanding(): Set<number> {
+    return this.pipeline.outstanding;
+  }
+
+  /** Payload bytes taken from this peer, and a second over the last tick. */
+  get downloaded(): number {
+    return this.pipeline.downloaded;
+  }
+
+  get rate(): number {
+    return this.pipeline.rate;
+  }
+
+  get peakRate(): number {
+    return this.pipeline.peakRate;
+  }
+
+  /** Smoothed request round trip in ms (0 until measured). */
+  get rttMs(): number {
+    return this.pipeline.rttMs;
+  }
+
+  get snubbed(): boolean {
+    return this.pipeline.snubbed;
+  }
+
+  get snubCount(): number {
+    return this.pipeline.snubCount;
   }
 
   get address(): string {
@@ -288,15 +307,7 @@ export class PeerConnection implements WireHandler {
 
   /** Sends requests the owner picked. */
   sendRequests(requests: BlockRequest[]): void {
-    const now = performance.now();
-    for (const r of requests) {
-      this.out.blockMessage(MessageId.Request, r.piece, r.begin, r.length);
-      if (
-        ++this.requestsSent % RTT_SAMPLE_EVERY === 0 && this.rttProbes.size < 64
-      ) {
-        this.rttProbes.set(probeKey(r.piece, r.begin), now);
-      }
-    }
+    this.pipeline.send(requests, this.out);
     this.writer.flush();
   }
 
@@ -306,9 +317,9 @@ export class PeerConnection implements WireHandler {
     begin: number,
     length: number,
   ): void {
-    if (!this.outstanding.delete(blockId)) return;
-    this.out.blockMessage(MessageId.Cancel, piece, begin, length);
-    this.writer.flush();
+    if (this.pipeline.cancel(blockId, piece, begin, length, this.out)) {
+      this.writer.flush();
+    }
   }
 
   /** BEP 11: one peer-exchange message; the caller keeps the limits. */
@@ -362,9 +373,7 @@ export class PeerConnection implements WireHandler {
   get pipelineRoom(): number {
     if (!this.amInterested || this.closedReason !== null) return 0;
     if (this.peerChoking && this.fastPieces.count === 0) return 0;
-    // The peer's `reqq` caps the slow start too, not only the measured depth.
-    const depth = Math.min(this.pipelineTarget, this.maxRequests);
-    return Math.max(0, depth - this.outstanding.size);
+    return this.pipeline.room;
   }
 
   /**
@@ -377,31 +386,14 @@ export class PeerConnection implements WireHandler {
     snubSeconds: number,
     idleSeconds: number,
   ): string | null {
-    this.rate = this.bytesThisTick / tickSeconds;
+    this.pipeline.measure(tickSeconds);
     this.uploadRate = this.uploadedThisTick / tickSeconds;
-    this.peakRate = Math.max(this.peakRate, this.rate);
-    if (this.bytesThisTick > 0) this.measured = true;
-    this.bytesThisTick = 0;
     this.uploadedThisTick = 0;
-    if (this.measured) {
-      const wanted = Math.ceil(
-        (this.rate * this.options.pipelineSeconds) / BLOCK_SIZE,
-      );
-      this.pipelineTarget = clamp(wanted, MIN_PIPELINE, this.maxRequests);
-    }
     if (now - this.lastReceiveAt > idleSeconds * 1000) {
       return `peer sent nothing for ${idleSeconds} s`;
     }
-    if (
-      !this.snubbed && this.outstanding.size > 0 &&
-      now - this.lastBlockAt > snubSeconds * 1000
-    ) {
-      // Snubbed: its requests go to other peers and it keeps one probe.
-      this.snubbed = true;
-      this.snubCount++;
-      this.pipelineTarget = 1;
-      this.giveBackRequests();
-    }
+    // Snubbed: its requests go to other peers and it keeps one probe.
+    if (this.pipeline.detectSnub(snubSeconds)) this.giveBackRequests();
     if (now - this.lastSendAt > 60_000) {
       this.out.keepAlive();
       this.writer.flush();
@@ -503,36 +495,13 @@ export class PeerConnection implements WireHandler {
 
   piece(index: number, begin: number, block: Uint8Array): void {
     this.firstMessage();
-    if (this.rttProbes.size > 0) {
-      const sentAt = this.rttProbes.get(probeKey(index, begin));
-      if (sentAt !== undefined) {
-        this.rttProbes.delete(probeKey(index, begin));
-        const sample = performance.now() - sentAt;
-        this.rttMs = this.rttMs === 0
-          ? sample
-          : this.rttMs * 0.8 + sample * 0.2;
-      }
-    }
+    this.pipeline.blockArrived(index, begin);
     this.owner.blockArrived(this, index, begin, block);
   }
 
-  /**
-   * The owner took one of this peer's blocks into a piece: only such
-   * payload counts as downloaded from it, for its rate and its rating
-   * (libtorrent counts the rest as redundant bytes).
-   */
+  /** The owner took one of this peer's blocks into a piece (only that counts as downloaded). */
   blockTaken(length: number): void {
-    this.lastBlockAt = performance.now();
-    this.bytesThisTick += length;
-    this.downloaded += length;
-    if (!this.measured && this.pipelineTarget < this.maxRequests) {
-      // Slow start until the first rate sample: one more request per block.
-      this.pipelineTarget++;
-    }
-    if (this.snubbed) {
-      this.snubbed = false;
-      this.pipelineTarget = MIN_PIPELINE;
-    }
+    this.pipeline.blockTaken(length);
   }
 
   /** Requests of the peer waiting to be served. */
@@ -586,10 +555,10 @@ export class PeerConnection implements WireHandler {
     if (id === EXTENDED_HANDSHAKE_ID) {
       try {
         // BEP 10: a later handshake updates only the keys it carries.
-        this.extensions = mergeExtensionHandshake(
+        this.learnExtensions(mergeExtensionHandshake(
           this.extensions,
           parseExtensionHandshake(payload),
-        );
+        ));
       } catch (e) {
         // A handshake we cannot read leaves the peer without extensions; its
         // BEP 3 messages still work.
@@ -616,6 +585,11 @@ export class PeerConnection implements WireHandler {
 
   // --- helpers ---
 
+  private learnExtensions(extensions: ExtensionHandshake): void {
+    this.peerExtensions = extensions;
+    this.pipeline.peerQueueLimit = extensions.maxRequests;
+  }
+
   /** Our pieces, to a peer that saw only an extended handshake (and a have-none) from us. */
   private greetAgain(prior: PriorPeerState, ours: Bitfield): void {
     if (ours.count === 0) return;
@@ -625,7 +599,7 @@ export class PeerConnection implements WireHandler {
 
   /** What the peer said during the metadata fetch, as if it said it now. */
   private replay(prior: PriorPeerState): void {
-    if (prior.extensions) this.extensions = prior.extensions;
+    if (prior.extensions) this.learnExtensions(prior.extensions);
     if (prior.bitfield) this.bitfield(prior.bitfield);
     else if (prior.haveAll) this.haveAll();
     else if (prior.haveNone) this.haveNone();
@@ -633,14 +607,6 @@ export class PeerConnection implements WireHandler {
     for (const index of prior.allowedFast) this.allowedFast(index);
     if (prior.unchoked) this.unchoke();
     if (prior.interested) this.interested();
-  }
-
-  /** Requests the peer keeps queued at most: ours, or its `reqq` if lower. */
-  private get maxRequests(): number {
-    const reqq = this.extensions?.maxRequests;
-    return reqq
-      ? Math.min(reqq, this.options.maxRequests)
-      : this.options.maxRequests;
   }
 
   /**
@@ -708,9 +674,7 @@ export class PeerConnection implements WireHandler {
   }
 
   private afterInput(): void {
-    // Top up in batches of an eighth of the pipeline: a few requests after
-    // every read would cost a write syscall (ours and the peer's read) each.
-    if (this.pipelineRoom >= Math.max(1, this.pipelineTarget >> 3)) {
+    if (this.pipelineRoom > 0 && this.pipeline.wantsMore) {
       this.owner.fillPipeline(this);
     }
     this.serveUploads();
@@ -764,9 +728,7 @@ export class PeerConnection implements WireHandler {
 
   private giveBackRequests(): void {
     if (this.outstanding.size === 0) return;
-    const lost = [...this.outstanding];
-    this.outstanding.clear();
-    this.owner.requestsLost(this, lost);
+    this.owner.requestsLost(this, this.pipeline.takeOutstanding());
   }
 
   private written(): void {
@@ -782,12 +744,4 @@ export class PeerConnection implements WireHandler {
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-function probeKey(piece: number, begin: number): number {
-  return piece * 65536 + begin / BLOCK_SIZE;
-}
-
-function clamp(v: number, lo: number, hi: number): number {
-  return Math.min(hi, Math.max(lo, v));
 }

@@ -71,21 +71,26 @@ export class FakeConn implements PeerStream {
 
   /** Every message written so far, as [handler method, ...arguments]; the buffer is emptied. */
   sentMessages(): unknown[][] {
-    const seen: unknown[][] = [];
-    const handler = new Proxy({}, {
-      get: (_target, name) => (...args: unknown[]) =>
-        seen.push([
-          name,
-          ...args.map((a) => a instanceof Uint8Array ? a.slice() : a),
-        ]),
-    }) as WireHandler;
-    const reader = new WireReader(handler, {
-      maxMessageLength: 1 << 20,
-      bufferSize: 1 << 16,
-    });
-    for (const chunk of this.written.splice(0)) reader.feed(chunk);
-    return seen;
+    return decodeMessages(...this.written.splice(0));
   }
+}
+
+/** Peer-wire messages in `chunks`, as [handler method, ...arguments]. */
+export function decodeMessages(...chunks: Uint8Array[]): unknown[][] {
+  const seen: unknown[][] = [];
+  const handler = new Proxy({}, {
+    get: (_target, name) => (...args: unknown[]) =>
+      seen.push([
+        name,
+        ...args.map((a) => a instanceof Uint8Array ? a.slice() : a),
+      ]),
+  }) as WireHandler;
+  const reader = new WireReader(handler, {
+    maxMessageLength: 1 << 20,
+    bufferSize: 1 << 16,
+  });
+  for (const chunk of chunks) reader.feed(chunk);
+  return seen;
 }
 
 /** Lets pending promise callbacks (reads, writes) run. */
