@@ -31,7 +31,7 @@ import {
 import { encodePex, parsePex, type PexEntry } from "../wire/ut_pex.ts";
 import { type WireHandler, WireReader } from "../wire/reader.ts";
 import { RequestPipeline } from "./request_pipeline.ts";
-import { UploadQueue } from "./upload_queue.ts";
+import { SEND_WATERMARK, UploadServer } from "./upload_server.ts";
 import { WriteLoop } from "./write_loop.ts";
 
 /** What a connection reports to, and asks of, its torrent. */
@@ -100,8 +100,6 @@ export interface ConnectionOptions {
 /** Largest payload besides a bitfield: a 128 KiB block plus its header. */
 const MAX_MESSAGE = 128 * 1024 + 9;
 const READ_BUFFER = 256 * 1024;
-/** Served blocks queued for the socket at most; more waits for the writes. */
-const SEND_WATERMARK = 512 * 1024;
 /** BEP 11 convention is 50 a message; a first message may list more (libtorrent: up to 200). */
 const PEX_MAX_ADDED = 200;
 /** BEP 11: one message a minute; one a little early is tolerated, more are ignored. */
@@ -117,20 +115,11 @@ export class PeerConnection implements WireHandler {
   readonly has: Bitfield;
   /** BEP 6: pieces the peer lets us fetch while it chokes us. */
   readonly fastPieces: Bitfield;
-  readonly uploads = new UploadQueue();
   amInterested = false;
-  amChoking = true;
   peerChoking = true;
   peerInterested = false;
-  /** Payload bytes sent to this peer, and a second over the last tick. */
-  uploaded = 0;
-  uploadRate = 0;
   lastReceiveAt = performance.now();
   lastSendAt = performance.now();
-  /** When we last unchoked the peer, it last asked for a block, and we last sent it one. */
-  unchokedAt = 0;
-  lastRequestAt = 0;
-  lastServedAt = 0;
   closedReason: string | null = null;
   /** BEP 11: the addresses we last told this peer about (address keys). */
   readonly pexSent = new Set<string>();
@@ -140,15 +129,13 @@ export class PeerConnection implements WireHandler {
   private writer: WriteLoop;
   private out: OutBuffer;
   private gotFirstMessage = false;
-  private uploadedThisTick = 0;
   private pipeline: RequestPipeline;
+  private uploads: UploadServer;
   private peerExtensions: ExtensionHandshake | null = null;
   private uploadTimer: ReturnType<typeof setTimeout> | undefined;
   private metadataServed = 0;
   private lastPexReceivedAt = -Infinity;
   private gotDhtPort = false;
-  /** BEP 6: pieces we let this peer fetch while we choke it. */
-  private offeredFast = new Set<number>();
 
   constructor(
     readonly conn: PeerStream,
@@ -170,7 +157,38 @@ export class PeerConnection implements WireHandler {
       failed: (e) => this.close(`write failed: ${errorText(e)}`),
     });
     this.out = this.writer.out;
-    this.pipeline = new RequestPipeline(options, () => performance.now());
+    const clock = () => performance.now();
+    this.pipeline = new RequestPipeline(options, clock);
+    this.uploads = new UploadServer(
+      owner,
+      options.upload,
+      this.out,
+      options.fast,
+      clock,
+    );
+  }
+
+  get amChoking(): boolean {
+    return this.uploads.amChoking;
+  }
+
+  /** Payload bytes sent to this peer, and a second over the last tick. */
+  get uploaded(): number {
+    return this.uploads.uploaded;
+  }
+
+  get uploadRate(): number {
+    return this.uploads.rate;
+  }
+
+  /** Requests of the peer waiting to be served. */
+  get uploadsQueued(): number {
+    return this.uploads.queued;
+  }
+
+  /** When the peer last used its upload slot: unchoked, asked for a block, or was sent one. */
+  get slotUsedAt(): number {
+    return this.uploads.slotUsedAt;
   }
 
   /** The peer's BEP 10 handshake, once received. */
@@ -284,12 +302,7 @@ export class PeerConnection implements WireHandler {
     if (this.options.dhtPort > 0 && !prior?.sentDhtPort) {
       this.out.dhtPort(this.options.dhtPort);
     }
-    if (this.fast) {
-      for (const i of allowedFast) {
-        this.offeredFast.add(i);
-        this.out.have(i, MessageId.AllowedFast);
-      }
-    }
+    if (this.fast) this.uploads.offerFast(allowedFast);
     this.writer.flush();
   }
 
@@ -355,18 +368,9 @@ export class PeerConnection implements WireHandler {
 
   /** The choker's decision. Choking drops (BEP 3) or rejects (BEP 6) queued requests. */
   setChoking(choking: boolean): void {
-    if (choking === this.amChoking || this.closedReason !== null) return;
-    this.amChoking = choking;
-    if (!choking) this.unchokedAt = performance.now();
-    this.out.simple(choking ? MessageId.Choke : MessageId.Unchoke);
-    if (choking) {
-      for (const r of this.uploads.clear()) {
-        if (this.fast) {
-          this.out.blockMessage(MessageId.Reject, r.index, r.begin, r.length);
-        }
-      }
+    if (this.closedReason === null && this.uploads.setChoking(choking)) {
+      this.writer.flush();
     }
-    this.writer.flush();
   }
 
   /** Room left in the request pipeline (allowed-fast pieces count while choked). */
@@ -387,8 +391,7 @@ export class PeerConnection implements WireHandler {
     idleSeconds: number,
   ): string | null {
     this.pipeline.measure(tickSeconds);
-    this.uploadRate = this.uploadedThisTick / tickSeconds;
-    this.uploadedThisTick = 0;
+    this.uploads.measure(tickSeconds);
     if (now - this.lastReceiveAt > idleSeconds * 1000) {
       return `peer sent nothing for ${idleSeconds} s`;
     }
@@ -471,26 +474,7 @@ export class PeerConnection implements WireHandler {
 
   request(index: number, begin: number, length: number): void {
     this.firstMessage();
-    const refusal = this.amChoking && !this.mayFetchWhileChoked(index)
-      ? "choked"
-      : this.owner.refuseRequest(index, begin, length);
-    if (refusal !== null) {
-      // Asking while choked is normal in a race with our choke; asking for
-      // what cannot exist is not.
-      if (refusal !== "choked") this.uploads.refused();
-      if (this.fast) {
-        this.out.blockMessage(MessageId.Reject, index, begin, length);
-      }
-    } else if (this.uploads.add({ index, begin, length })) {
-      this.lastRequestAt = performance.now();
-    } else if (this.fast) {
-      this.out.blockMessage(MessageId.Reject, index, begin, length);
-    }
-    if (this.uploads.flooding) {
-      throw new PeerViolation(
-        `sent ${this.uploads.badRequests} requests that could not be served`,
-      );
-    }
+    this.uploads.request(index, begin, length, this.has.count);
   }
 
   piece(index: number, begin: number, block: Uint8Array): void {
@@ -504,22 +488,9 @@ export class PeerConnection implements WireHandler {
     this.pipeline.blockTaken(length);
   }
 
-  /** Requests of the peer waiting to be served. */
-  get uploadsQueued(): number {
-    return this.uploads.pending.length;
-  }
-
-  /** When the peer last used its upload slot: unchoked, asked for a block, or was sent one. */
-  get slotUsedAt(): number {
-    return Math.max(this.unchokedAt, this.lastRequestAt, this.lastServedAt);
-  }
-
   cancel(index: number, begin: number, length: number): void {
     this.firstMessage();
-    // BEP 6: even a cancelled request gets exactly one answer.
-    if (this.uploads.cancel(index, begin, length) && this.fast) {
-      this.out.blockMessage(MessageId.Reject, index, begin, length);
-    }
+    this.uploads.cancel(index, begin, length);
   }
 
   dhtPort(port: number): void {
@@ -628,15 +599,10 @@ export class PeerConnection implements WireHandler {
       this.metadataServed++;
       this.out.extended(id, encodeMetadataData(message.piece, metadata));
     } else {
-      this.uploads.refused();
       this.out.extended(id, encodeMetadataReject(message.piece));
     }
     this.writer.flush();
-    if (this.uploads.flooding) {
-      throw new PeerViolation(
-        `sent ${this.uploads.badRequests} requests that could not be served`,
-      );
-    }
+    if (!serve) this.uploads.refused();
   }
 
   /** BEP 6: fast-extension messages without the extension close the connection. */
@@ -644,12 +610,6 @@ export class PeerConnection implements WireHandler {
     if (!this.fast) {
       throw new PeerViolation(`sent ${what} without the fast extension`);
     }
-  }
-
-  /** BEP 6: an offered allowed-fast piece, to a peer still starting (at most k pieces). */
-  private mayFetchWhileChoked(index: number): boolean {
-    return this.offeredFast.has(index) &&
-      this.has.count <= this.offeredFast.size;
   }
 
   private bitfieldFrom(field: Bitfield): void {
@@ -681,48 +641,20 @@ export class PeerConnection implements WireHandler {
     this.writer.flush();
   }
 
-  /** Moves queued requests into the send buffer, within the watermark and the upload cap. */
+  /** Serves queued requests; when the upload cap holds them back, again once it allows. */
   private serveUploads(): void {
-    const queue = this.uploads.pending;
-    const upload = this.options.upload;
-    while (
-      queue.length > 0 && this.out.length < SEND_WATERMARK &&
-      this.closedReason === null
-    ) {
-      const next = queue[0];
-      if (!upload.allows(next.length)) {
-        if (this.uploadTimer === undefined) {
-          this.uploadTimer = setTimeout(() => {
-            this.uploadTimer = undefined;
-            try {
-              this.serveUploads();
-              this.writer.flush();
-            } catch (e) {
-              this.fail(e);
-            }
-          }, Math.max(1, upload.waitMs(next.length)));
+    if (this.closedReason !== null) return;
+    const waitMs = this.uploads.serve();
+    if (waitMs > 0 && this.uploadTimer === undefined) {
+      this.uploadTimer = setTimeout(() => {
+        this.uploadTimer = undefined;
+        try {
+          this.serveUploads();
+          this.writer.flush();
+        } catch (e) {
+          this.fail(e);
         }
-        return;
-      }
-      queue.shift();
-      const block = this.out.pieceSlot(next.index, next.begin, next.length);
-      if (!this.owner.readBlock(next.index, next.begin, block)) {
-        this.out.dropLast(13 + next.length);
-        if (this.fast) {
-          this.out.blockMessage(
-            MessageId.Reject,
-            next.index,
-            next.begin,
-            next.length,
-          );
-        }
-        continue;
-      }
-      upload.charge(next.length);
-      this.lastServedAt = performance.now();
-      this.uploaded += next.length;
-      this.uploadedThisTick += next.length;
-      this.owner.blockServed(next.length);
+      }, waitMs);
     }
   }
 
