@@ -1,19 +1,23 @@
 // One peer connection after the handshake (BEP 3, BEP 6 fast extension,
-// BEP 10 extension messages: ut_metadata served, ut_pex relayed):
-// reads into one fixed buffer and parses in place (WireReader), keeps the
-// choke/interest state and the peer's pieces, keeps a pipeline of block
-// requests whose depth follows the peer's rate, and serves the peer's
-// requests from disk while we unchoke it. What to request, what a block
-// means and where served data comes from are the owner's business.
+// BEP 10 extension messages: ut_metadata served, ut_pex relayed): the socket
+// loop over a transport stream, which reads into one fixed buffer and parses
+// in place (WireReader), and hands each message to the sans-IO part it
+// concerns: the peer's pieces (peer_pieces.ts), our requests
+// (request_pipeline.ts), its requests (upload_server.ts), our info
+// dictionary (metadata_server.ts). Writes go through write_loop.ts. What to
+// request, what a block means and where served data comes from are the
+// owner's business; NOTES.md has the hand-over and upload rules.
 
-import { Bitfield } from "../pieces/bitfield.ts";
+import type { Bitfield } from "../pieces/bitfield.ts";
 import type { BlockRequest } from "../pieces/picker.ts";
-import type { Bandwidth } from "../swarm/bandwidth.ts";
 import { BencodeError } from "../bencode/types.ts";
 import type { PeerStream } from "../net/transport.ts";
 import type { PeerAddress } from "../tracker/types.ts";
 import { type CloseCause, isProtocolError, PeerViolation } from "./faults.ts";
-import type { PriorPeerState, TakenOverStream } from "./prior_state.ts";
+import type { ConnectionOptions, PeerOwner } from "./peer_owner.ts";
+import { writeGreeting } from "./greeting.ts";
+import { PeerPieces } from "./peer_pieces.ts";
+import { replayPrior, type TakenOverStream } from "./prior_state.ts";
 import {
   EXTENDED_HANDSHAKE_ID,
   type ExtensionHandshake,
@@ -22,80 +26,15 @@ import {
   parseExtensionHandshake,
 } from "../wire/extension.ts";
 import { MessageId, type OutBuffer } from "../wire/messages.ts";
-import {
-  encodeMetadataData,
-  encodeMetadataReject,
-  metadataPieceCount,
-  parseMetadataMessage,
-} from "../wire/ut_metadata.ts";
+import { parseMetadataMessage } from "../wire/ut_metadata.ts";
 import { encodePex, parsePex, type PexEntry } from "../wire/ut_pex.ts";
 import { type WireHandler, WireReader } from "../wire/reader.ts";
 import { RequestPipeline } from "./request_pipeline.ts";
-import { SEND_WATERMARK, UploadServer } from "./upload_server.ts";
+import { MetadataServer } from "./metadata_server.ts";
+import { UploadServer } from "./upload_server.ts";
 import { WriteLoop } from "./write_loop.ts";
 
-/** What a connection reports to, and asks of, its torrent. */
-export interface PeerOwner {
-  /** The peer's piece set changed: a bitfield (index -1) or one `have`. */
-  peerHasChanged(peer: PeerConnection, index: number): void;
-  /**
-   * A block arrived. The owner calls blockTaken() when it takes the block
-   * into a piece; otherwise it is wasted. Throws PeerViolation when the
-   * block was never asked for.
-   */
-  blockArrived(
-    peer: PeerConnection,
-    index: number,
-    begin: number,
-    data: Uint8Array,
-  ): void;
-  /** BEP 6: the peer refused one of our requests. */
-  blockRejected(
-    peer: PeerConnection,
-    index: number,
-    begin: number,
-    length: number,
-  ): void;
-  /** The peer may take more requests: ask the picker and send them. */
-  fillPipeline(peer: PeerConnection): void;
-  /** Outstanding requests were dropped (choke, snub): give them back. */
-  requestsLost(peer: PeerConnection, blockIds: Iterable<number>): void;
-  /** Why a request of the peer cannot be served, or null when it can. */
-  refuseRequest(index: number, begin: number, length: number): string | null;
-  /** Reads a verified block into `out`; false on a disk error. */
-  readBlock(index: number, begin: number, out: Uint8Array): boolean;
-  /** A block went into the send buffer (upload accounting). */
-  blockServed(length: number): void;
-  /** The peer turned interested in us (the choker may unchoke it at once). */
-  peerInterested(peer: PeerConnection): void;
-  /** BEP 11: addresses the peer says it is connected to. */
-  pexReceived(peer: PeerConnection, added: PeerAddress[]): void;
-  /** BEP 5: the peer runs a DHT node on this UDP port. */
-  dhtNodeLearned(peer: PeerConnection, port: number): void;
-  /** Our own code failed while handling the peer (a bug, not the peer's fault). */
-  internalError(peer: PeerConnection, error: unknown): void;
-  closed(peer: PeerConnection, reason: string, cause: CloseCause): void;
-}
-
-export interface ConnectionOptions {
-  maxRequests: number;
-  /** Seconds of the peer's rate to keep in flight as requests. */
-  pipelineSeconds: number;
-  /** BEP 6 was advertised by both sides. */
-  fast: boolean;
-  /** We dialled the peer, so its port is the one it listens on. */
-  listenPortKnown: boolean;
-  download: Bandwidth;
-  upload: Bandwidth;
-  /** Our BEP 10 handshake, when the peer speaks BEP 10. */
-  extensionHandshake: Uint8Array | null;
-  /** BEP 11: we offered ut_pex, so the peer's lists are taken. */
-  pex: boolean;
-  /** BEP 5: our DHT port, sent when the peer runs a DHT too; 0 for none. */
-  dhtPort: number;
-  /** The info dictionary, served through ut_metadata (BEP 9). */
-  metadata: Uint8Array;
-}
+export type { ConnectionOptions, PeerOwner } from "./peer_owner.ts";
 
 /** Largest payload besides a bitfield: a 128 KiB block plus its header. */
 const MAX_MESSAGE = 128 * 1024 + 9;
@@ -104,17 +43,12 @@ const READ_BUFFER = 256 * 1024;
 const PEX_MAX_ADDED = 200;
 /** BEP 11: one message a minute; one a little early is tolerated, more are ignored. */
 const PEX_MIN_GAP_MS = 45_000;
-/** Times one connection is sent each piece of our info dictionary at most. */
-const METADATA_SENDS_PER_PIECE = 2;
 
 let nextPeerNumber = 0;
 
 export class PeerConnection implements WireHandler {
   /** A small integer naming this connection (block attribution). */
   readonly num = nextPeerNumber++;
-  readonly has: Bitfield;
-  /** BEP 6: pieces the peer lets us fetch while it chokes us. */
-  readonly fastPieces: Bitfield;
   amInterested = false;
   peerChoking = true;
   peerInterested = false;
@@ -129,11 +63,12 @@ export class PeerConnection implements WireHandler {
   private writer: WriteLoop;
   private out: OutBuffer;
   private gotFirstMessage = false;
+  private pieces: PeerPieces;
   private pipeline: RequestPipeline;
   private uploads: UploadServer;
   private peerExtensions: ExtensionHandshake | null = null;
   private uploadTimer: ReturnType<typeof setTimeout> | undefined;
-  private metadataServed = 0;
+  private metadataServer: MetadataServer;
   private lastPexReceivedAt = -Infinity;
   private gotDhtPort = false;
 
@@ -146,8 +81,10 @@ export class PeerConnection implements WireHandler {
     private owner: PeerOwner,
     readonly options: ConnectionOptions,
   ) {
-    this.has = new Bitfield(pieceCount);
-    this.fastPieces = new Bitfield(pieceCount);
+    this.pieces = new PeerPieces(
+      pieceCount,
+      (index) => owner.peerHasChanged(this, index),
+    );
     this.reader = new WireReader(this, {
       maxMessageLength: Math.max(MAX_MESSAGE, 1 + Math.ceil(pieceCount / 8)),
       bufferSize: READ_BUFFER,
@@ -166,6 +103,17 @@ export class PeerConnection implements WireHandler {
       options.fast,
       clock,
     );
+    this.metadataServer = new MetadataServer(options.metadata, this.out);
+  }
+
+  /** The pieces the peer has. */
+  get has(): Bitfield {
+    return this.pieces.has;
+  }
+
+  /** BEP 6: pieces the peer lets us fetch while it chokes us. */
+  get fastPieces(): Bitfield {
+    return this.pieces.fastPieces;
   }
 
   get amChoking(): boolean {
@@ -250,9 +198,12 @@ export class PeerConnection implements WireHandler {
   ): Promise<void> {
     try {
       const prior = takenOver?.prior;
-      this.greet(ours, allowedFast, prior);
+      writeGreeting(this.out, { ...this.options, ours }, prior);
+      if (this.fast) this.uploads.offerFast(allowedFast);
+      this.writer.flush();
       if (prior) {
-        this.replay(prior);
+        if (prior.extensions) this.learnExtensions(prior.extensions);
+        replayPrior(prior, this);
         this.afterInput();
         const rest = await takenOver!.rest;
         if (rest === null) return this.close("peer closed the connection");
@@ -282,28 +233,6 @@ export class PeerConnection implements WireHandler {
     } catch (e) {
       this.fail(e);
     }
-  }
-
-  /** Our first messages: pieces, extended handshake, DHT port, allowed-fast set. */
-  private greet(
-    ours: Bitfield,
-    allowedFast: number[],
-    prior: PriorPeerState | undefined,
-  ): void {
-    if (prior) this.greetAgain(prior, ours);
-    // BEP 6: have-all / have-none replace the bitfield when both sides speak it.
-    else if (this.fast && ours.complete) this.out.simple(MessageId.HaveAll);
-    else if (this.fast && ours.count === 0) this.out.simple(MessageId.HaveNone);
-    else if (ours.count > 0) this.out.bitfield(ours.bytes);
-    // A second extended handshake (BEP 10 allows updates) now gives metadata_size.
-    if (this.options.extensionHandshake) {
-      this.out.extended(EXTENDED_HANDSHAKE_ID, this.options.extensionHandshake);
-    }
-    if (this.options.dhtPort > 0 && !prior?.sentDhtPort) {
-      this.out.dhtPort(this.options.dhtPort);
-    }
-    if (this.fast) this.uploads.offerFast(allowedFast);
-    this.writer.flush();
   }
 
   /**
@@ -444,32 +373,21 @@ export class PeerConnection implements WireHandler {
 
   have(index: number): void {
     this.firstMessage();
-    if (index >= this.has.size) {
-      throw new PeerViolation(`have for piece ${index} out of range`);
-    }
-    if (this.has.has(index)) return;
-    this.has.set(index);
-    this.owner.peerHasChanged(this, index);
+    this.pieces.have(index);
   }
 
   bitfield(bits: Uint8Array): void {
-    const field = Bitfield.fromWire(bits, this.has.size);
-    if (!field) {
-      throw new PeerViolation(
-        `bitfield of ${bits.length} bytes does not fit ${this.has.size} pieces`,
-      );
-    }
-    this.bitfieldFrom(field);
+    this.pieces.bitfield(bits, this.firstMessage());
   }
 
   haveAll(): void {
     this.requireFast("have all");
-    this.bitfieldFrom(Bitfield.full(this.has.size));
+    this.pieces.haveAll(this.firstMessage());
   }
 
   haveNone(): void {
     this.requireFast("have none");
-    this.bitfieldFrom(new Bitfield(this.has.size));
+    this.pieces.haveNone(this.firstMessage());
   }
 
   request(index: number, begin: number, length: number): void {
@@ -516,8 +434,7 @@ export class PeerConnection implements WireHandler {
   allowedFast(index: number): void {
     this.requireFast("allowed fast");
     this.firstMessage();
-    // BEP 6: an index we cannot use is ignored, not an error.
-    if (index < this.fastPieces.size) this.fastPieces.set(index);
+    this.pieces.allowedFast(index);
   }
 
   extended(id: number, payload: Uint8Array): void {
@@ -561,48 +478,18 @@ export class PeerConnection implements WireHandler {
     this.pipeline.peerQueueLimit = extensions.maxRequests;
   }
 
-  /** Our pieces, to a peer that saw only an extended handshake (and a have-none) from us. */
-  private greetAgain(prior: PriorPeerState, ours: Bitfield): void {
-    if (ours.count === 0) return;
-    if (!prior.sentHaveNone) return this.out.bitfield(ours.bytes);
-    for (let i = 0; i < ours.size; i++) if (ours.has(i)) this.out.have(i);
-  }
-
-  /** What the peer said during the metadata fetch, as if it said it now. */
-  private replay(prior: PriorPeerState): void {
-    if (prior.extensions) this.learnExtensions(prior.extensions);
-    if (prior.bitfield) this.bitfield(prior.bitfield);
-    else if (prior.haveAll) this.haveAll();
-    else if (prior.haveNone) this.haveNone();
-    for (const index of prior.haves) this.have(index);
-    for (const index of prior.allowedFast) this.allowedFast(index);
-    if (prior.unchoked) this.unchoke();
-    if (prior.interested) this.interested();
-  }
-
   /**
-   * BEP 9: serves pieces of our info dictionary, each at most a few times
-   * per connection and only while the send buffer has room; anything more
-   * is rejected and counted like an unservable request (a flood drops the
-   * peer). Data and rejects are never asked for here, so they are ignored.
+   * BEP 9: a request for our info dictionary is answered (a reject is
+   * counted like an unservable block request). Data and rejects are never
+   * asked for here, so they are ignored.
    */
   private metadataMessage(payload: Uint8Array): void {
     const message = parseMetadataMessage(payload);
     const id = this.extensions?.messages.get("ut_metadata") ?? 0;
     if (message.type !== "request" || id === 0) return;
-    const metadata = this.options.metadata;
-    const pieces = metadataPieceCount(metadata.length);
-    const serve = message.piece < pieces &&
-      this.metadataServed < pieces * METADATA_SENDS_PER_PIECE &&
-      this.out.length < SEND_WATERMARK;
-    if (serve) {
-      this.metadataServed++;
-      this.out.extended(id, encodeMetadataData(message.piece, metadata));
-    } else {
-      this.out.extended(id, encodeMetadataReject(message.piece));
-    }
+    const served = this.metadataServer.answer(message.piece, id);
     this.writer.flush();
-    if (!serve) this.uploads.refused();
+    if (!served) this.uploads.refused();
   }
 
   /** BEP 6: fast-extension messages without the extension close the connection. */
@@ -612,20 +499,11 @@ export class PeerConnection implements WireHandler {
     }
   }
 
-  private bitfieldFrom(field: Bitfield): void {
-    if (this.gotFirstMessage) {
-      // BEP 3 allows a bitfield only first, but aria2 sends one again after
-      // its first pieces: take it as a batch of haves (a peer never loses pieces).
-      for (let i = 0; i < field.size; i++) if (field.has(i)) this.have(i);
-      return;
-    }
-    this.firstMessage();
-    for (let i = 0; i < field.size; i++) if (field.has(i)) this.has.set(i);
-    this.owner.peerHasChanged(this, -1);
-  }
-
-  private firstMessage(): void {
+  /** Marks that a message came (BEP 10 handshakes and DHT ports do not count); true for the first. */
+  private firstMessage(): boolean {
+    const first = !this.gotFirstMessage;
     this.gotFirstMessage = true;
+    return first;
   }
 
   private accept(bytes: Uint8Array): void {
