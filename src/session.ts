@@ -7,6 +7,8 @@
 // counted; the accept loop keeps going.
 
 import * as path from "node:path";
+import { listenTcp } from "./net/tcp.ts";
+import type { PeerStream, StreamListener } from "./net/transport.ts";
 import { InternalErrors } from "./peer/faults.ts";
 import { type OpenedPeer, readHandshake } from "./peer/handshake_io.ts";
 import { WireError } from "./wire/handshake.ts";
@@ -31,9 +33,6 @@ export interface PeerSink {
   acceptIncoming(opened: OpenedPeer, host: string, port: number): Promise<void>;
 }
 
-/** What the accept loop needs of a listen socket. */
-export type PeerListener = Pick<Deno.TcpListener, "accept" | "close" | "addr">;
-
 /** Wait before accepting again after accept() failed (out of file descriptors...); doubles while it keeps failing. */
 const ACCEPT_RETRY_MS = 1000;
 const MAX_ACCEPT_RETRY_MS = 60_000;
@@ -42,11 +41,11 @@ export class Session {
   dht: DhtNode | null = null;
   lsd: LocalDiscovery | null = null;
   readonly internalErrors: InternalErrors;
-  private listener: PeerListener | null = null;
+  private listener: StreamListener | null = null;
   /** Torrents and metadata fetches by info-hash (hex). */
   private sinks = new Map<string, PeerSink>();
   private acceptLoop: Promise<void> | null = null;
-  private pending = new Set<Deno.Conn>();
+  private pending = new Set<PeerStream>();
   private closing = false;
   private closed!: Promise<void>;
   private markClosed!: () => void;
@@ -63,20 +62,20 @@ export class Session {
   /** Listens on the port; if it is taken, on any free port. Returns the port. */
   listen(port: number): number {
     try {
-      this.listener = Deno.listen({ hostname: "0.0.0.0", port });
+      this.listener = listenTcp("0.0.0.0", port);
     } catch (e) {
       if (!(e instanceof Deno.errors.AddrInUse)) throw e;
-      this.listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+      this.listener = listenTcp("0.0.0.0", 0);
       this.log(
-        `port ${port} is in use; listening on ${this.listener.addr.port} instead`,
+        `port ${port} is in use; listening on ${this.listener.port} instead`,
       );
     }
     this.serve(this.listener);
-    return this.listener.addr.port;
+    return this.listener.port;
   }
 
   /** Accepts peers from the listener until close(). */
-  serve(listener: PeerListener): void {
+  serve(listener: StreamListener): void {
     this.listener = listener;
     this.acceptLoop = this.accept(listener);
   }
@@ -144,10 +143,10 @@ export class Session {
     await Promise.all([this.acceptLoop, this.dht?.close(), this.lsd?.close()]);
   }
 
-  private async accept(listener: PeerListener): Promise<void> {
+  private async accept(listener: StreamListener): Promise<void> {
     let retryMs = ACCEPT_RETRY_MS;
     while (!this.closing) {
-      let conn: Deno.TcpConn;
+      let conn: PeerStream;
       try {
         conn = await listener.accept();
       } catch (e) {
@@ -165,7 +164,7 @@ export class Session {
     }
   }
 
-  private async greet(conn: Deno.TcpConn): Promise<void> {
+  private async greet(conn: PeerStream): Promise<void> {
     this.pending.add(conn);
     let opened: OpenedPeer;
     try {
@@ -179,21 +178,17 @@ export class Session {
       if (!isConnectionError(e)) {
         this.internalErrors.report("reading an incoming handshake", e);
       }
-      if (this.pending.delete(conn)) closeQuietly(conn);
+      if (this.pending.delete(conn)) conn.close();
       return;
     }
     this.pending.delete(conn);
     try {
       const sink = this.sinks.get(toHex(opened.remote.infoHash));
       if (!sink) return conn.close();
-      const addr = conn.remoteAddr;
-      const host = addr.hostname.startsWith("::ffff:")
-        ? addr.hostname.slice(7)
-        : addr.hostname;
-      await sink.acceptIncoming(opened, host, addr.port);
+      await sink.acceptIncoming(opened, conn.remote.host, conn.remote.port);
     } catch (e) {
       this.internalErrors.report("taking an incoming peer", e);
-      closeQuietly(conn);
+      conn.close();
     }
   }
 }
@@ -202,12 +197,6 @@ export class Session {
 function isConnectionError(e: unknown): boolean {
   return e instanceof WireError ||
     Object.values(Deno.errors).some((kind) => e instanceof kind);
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch { /* closed by the handshake timeout or by close() */ }
 }
 
 /** A wait that does not keep the process alive. */

@@ -19,7 +19,6 @@ import {
   type OpenedPeer,
   peerIdKey,
   sameBytes,
-  writeAll,
 } from "./peer/handshake_io.ts";
 import type { ActivePiece } from "./pieces/active_piece.ts";
 import type { Bitfield } from "./pieces/bitfield.ts";
@@ -40,6 +39,7 @@ import { Announcer } from "./tracker/announcer.ts";
 import type { PeerAddress } from "./tracker/types.ts";
 import type { HandedOverPeer } from "./metadata/metadata_peer.ts";
 import type { TakenOverStream } from "./peer/prior_state.ts";
+import type { PeerStream } from "./net/transport.ts";
 import { allowedFastSet } from "./wire/allowed_fast.ts";
 import {
   encodeExtensionHandshake,
@@ -293,7 +293,7 @@ export class Torrent implements PeerOwner {
       return;
     }
     try {
-      await writeAll(opened.conn, encodeHandshake(this.handshake));
+      await opened.conn.write(encodeHandshake(this.handshake));
     } catch {
       opened.conn.close();
       return;
@@ -864,7 +864,7 @@ function parseAddressKey(key: string): PeerAddress {
   return { host, port: Number(key.slice(colon + 1)) };
 }
 
-function closeQuietly(conn: Deno.Conn): void {
+function closeQuietly(conn: PeerStream): void {
   try {
     conn.close();
   } catch { /* already closed */ }

@@ -12,7 +12,6 @@ import {
   InfoHashMismatch,
   type OpenedPeer,
   peerIdKey,
-  writeAll,
 } from "../peer/handshake_io.ts";
 import { type PeerRecord, Swarm } from "../swarm/swarm.ts";
 import { encodeHandshake, type Handshake, hasFlag } from "../wire/handshake.ts";
@@ -114,7 +113,7 @@ export class MetadataFetcher implements MetadataPeerOwner {
   ): Promise<void> {
     if (this.stopped || !this.swarm.hasRoom) return opened.conn.close();
     try {
-      await writeAll(opened.conn, encodeHandshake(this.options.handshake));
+      await opened.conn.write(encodeHandshake(this.options.handshake));
     } catch {
       return opened.conn.close();
     }

@@ -6,9 +6,10 @@
 // over, with that record and the bytes not yet parsed, to the torrent.
 
 import { type CloseCause, isProtocolError } from "../peer/faults.ts";
+import type { PeerStream } from "../net/transport.ts";
 import type { OpenedPeer } from "../peer/handshake_io.ts";
-import { writeAll } from "../peer/handshake_io.ts";
 import type { PriorPeerState, TakenOverStream } from "../peer/prior_state.ts";
+import { WriteLoop } from "../peer/write_loop.ts";
 import type { PeerAddress } from "../tracker/types.ts";
 import {
   EXTENDED_HANDSHAKE_ID,
@@ -18,7 +19,7 @@ import {
   parseExtensionHandshake,
 } from "../wire/extension.ts";
 import type { Handshake } from "../wire/handshake.ts";
-import { MessageId, OutBuffer } from "../wire/messages.ts";
+import { MessageId, type OutBuffer } from "../wire/messages.ts";
 import { type WireHandler, WireReader } from "../wire/reader.ts";
 import {
   encodeMetadataReject,
@@ -87,8 +88,8 @@ export class MetadataPeer implements WireHandler {
     maxMessageLength: MAX_MESSAGE,
     bufferSize: READ_BUFFER,
   });
-  private out = new OutBuffer();
-  private writing: Promise<void> | null = null;
+  private writer: WriteLoop;
+  private out: OutBuffer;
   private gotPort = false;
   private handover: ((rest: Uint8Array | null) => void) | null = null;
 
@@ -98,9 +99,16 @@ export class MetadataPeer implements WireHandler {
     readonly port: number,
     private owner: MetadataPeerOwner,
     private options: { pex: boolean; dhtPort: number },
-  ) {}
+  ) {
+    this.writer = new WriteLoop(opened.conn, {
+      written: () => {},
+      failed: (e) =>
+        this.close(`write failed: ${e instanceof Error ? e.message : e}`),
+    });
+    this.out = this.writer.out;
+  }
 
-  get conn(): Deno.TcpConn {
+  get conn(): PeerStream {
     return this.opened.conn;
   }
 
@@ -122,7 +130,7 @@ export class MetadataPeer implements WireHandler {
         this.out.dhtPort(this.options.dhtPort);
         this.state.sentDhtPort = true;
       }
-      this.flush();
+      this.writer.flush();
       this.reader.feed(this.opened.leftover);
       while (this.closedReason === null) {
         let n: number | null;
@@ -165,7 +173,7 @@ export class MetadataPeer implements WireHandler {
     if (this.asked.size === 0) this.progressAt = performance.now();
     this.asked.add(piece);
     this.out.extended(id, encodeMetadataRequest(piece));
-    this.flush();
+    this.writer.flush();
   }
 
   /**
@@ -178,7 +186,7 @@ export class MetadataPeer implements WireHandler {
     let resolveRest!: (rest: Uint8Array | null) => void;
     const rest = new Promise<Uint8Array | null>((r) => resolveRest = r);
     this.handover = resolveRest;
-    await this.writing;
+    await this.writer.finish();
     if (this.closedReason !== null) return null;
     this.state.extensions = this.remote;
     return {
@@ -194,9 +202,8 @@ export class MetadataPeer implements WireHandler {
   close(reason: string, cause: CloseCause = "ended"): void {
     if (this.closedReason !== null || this.handover) return;
     this.closedReason = reason;
-    try {
-      this.conn.close();
-    } catch { /* already gone */ }
+    this.writer.stop();
+    this.conn.close();
     this.owner.closed(this, reason, cause);
   }
 
@@ -218,7 +225,7 @@ export class MetadataPeer implements WireHandler {
         const theirs = this.remote?.messages.get("ut_metadata") ?? 0;
         if (theirs > 0) {
           this.out.extended(theirs, encodeMetadataReject(message.piece));
-          this.flush();
+          this.writer.flush();
         }
         return;
       }
@@ -293,21 +300,4 @@ export class MetadataPeer implements WireHandler {
   cancel(): void {}
   suggest(): void {}
   reject(): void {}
-
-  private flush(): void {
-    if (
-      this.writing || this.out.length === 0 || this.closedReason !== null ||
-      this.handover
-    ) {
-      return;
-    }
-    this.writing = (async () => {
-      while (this.out.length > 0 && this.closedReason === null) {
-        await writeAll(this.conn, this.out.take());
-      }
-    })().catch((e) => {
-      this.writing = null;
-      this.close(`write failed: ${e instanceof Error ? e.message : e}`);
-    }).finally(() => this.writing = null);
-  }
 }

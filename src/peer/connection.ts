@@ -1,20 +1,23 @@
 // One peer connection after the handshake (BEP 3, BEP 6 fast extension,
-// BEP 10 extension messages: ut_metadata served, ut_pex relayed):
-// reads into one fixed buffer and parses in place (WireReader), keeps the
-// choke/interest state and the peer's pieces, keeps a pipeline of block
-// requests whose depth follows the peer's rate, and serves the peer's
-// requests from disk while we unchoke it. What to request, what a block
-// means and where served data comes from are the owner's business.
+// BEP 10 extension messages: ut_metadata served, ut_pex relayed): the socket
+// loop over a transport stream, which reads into one fixed buffer and parses
+// in place (WireReader), and hands each message to the sans-IO part it
+// concerns: the peer's pieces (peer_pieces.ts), our requests
+// (request_pipeline.ts), its requests (upload_server.ts), our info
+// dictionary (metadata_server.ts). Writes go through write_loop.ts. What to
+// request, what a block means and where served data comes from are the
+// owner's business; NOTES.md has the hand-over and upload rules.
 
-import { Bitfield } from "../pieces/bitfield.ts";
-import { BLOCK_SIZE } from "../pieces/geometry.ts";
+import type { Bitfield } from "../pieces/bitfield.ts";
 import type { BlockRequest } from "../pieces/picker.ts";
-import type { Bandwidth } from "../swarm/bandwidth.ts";
 import { BencodeError } from "../bencode/types.ts";
+import type { PeerStream } from "../net/transport.ts";
 import type { PeerAddress } from "../tracker/types.ts";
 import { type CloseCause, isProtocolError, PeerViolation } from "./faults.ts";
-import { writeAll } from "./handshake_io.ts";
-import type { PriorPeerState, TakenOverStream } from "./prior_state.ts";
+import type { ConnectionOptions, PeerOwner } from "./peer_owner.ts";
+import { writeGreeting } from "./greeting.ts";
+import { PeerPieces } from "./peer_pieces.ts";
+import { replayPrior, type TakenOverStream } from "./prior_state.ts";
 import {
   EXTENDED_HANDSHAKE_ID,
   type ExtensionHandshake,
@@ -22,153 +25,55 @@ import {
   mergeExtensionHandshake,
   parseExtensionHandshake,
 } from "../wire/extension.ts";
-import { MessageId, OutBuffer } from "../wire/messages.ts";
-import {
-  encodeMetadataData,
-  encodeMetadataReject,
-  metadataPieceCount,
-  parseMetadataMessage,
-} from "../wire/ut_metadata.ts";
+import { MessageId, type OutBuffer } from "../wire/messages.ts";
+import { parseMetadataMessage } from "../wire/ut_metadata.ts";
 import { encodePex, parsePex, type PexEntry } from "../wire/ut_pex.ts";
 import { type WireHandler, WireReader } from "../wire/reader.ts";
-import { UploadQueue } from "./upload_queue.ts";
+import { RequestPipeline } from "./request_pipeline.ts";
+import { MetadataServer } from "./metadata_server.ts";
+import { UploadServer } from "./upload_server.ts";
+import { WriteLoop } from "./write_loop.ts";
 
-/** What a connection reports to, and asks of, its torrent. */
-export interface PeerOwner {
-  /** The peer's piece set changed: a bitfield (index -1) or one `have`. */
-  peerHasChanged(peer: PeerConnection, index: number): void;
-  /**
-   * A block arrived. The owner calls blockTaken() when it takes the block
-   * into a piece; otherwise it is wasted. Throws PeerViolation when the
-   * block was never asked for.
-   */
-  blockArrived(
-    peer: PeerConnection,
-    index: number,
-    begin: number,
-    data: Uint8Array,
-  ): void;
-  /** BEP 6: the peer refused one of our requests. */
-  blockRejected(
-    peer: PeerConnection,
-    index: number,
-    begin: number,
-    length: number,
-  ): void;
-  /** The peer may take more requests: ask the picker and send them. */
-  fillPipeline(peer: PeerConnection): void;
-  /** Outstanding requests were dropped (choke, snub): give them back. */
-  requestsLost(peer: PeerConnection, blockIds: Iterable<number>): void;
-  /** Why a request of the peer cannot be served, or null when it can. */
-  refuseRequest(index: number, begin: number, length: number): string | null;
-  /** Reads a verified block into `out`; false on a disk error. */
-  readBlock(index: number, begin: number, out: Uint8Array): boolean;
-  /** A block went into the send buffer (upload accounting). */
-  blockServed(length: number): void;
-  /** The peer turned interested in us (the choker may unchoke it at once). */
-  peerInterested(peer: PeerConnection): void;
-  /** BEP 11: addresses the peer says it is connected to. */
-  pexReceived(peer: PeerConnection, added: PeerAddress[]): void;
-  /** BEP 5: the peer runs a DHT node on this UDP port. */
-  dhtNodeLearned(peer: PeerConnection, port: number): void;
-  /** Our own code failed while handling the peer (a bug, not the peer's fault). */
-  internalError(peer: PeerConnection, error: unknown): void;
-  closed(peer: PeerConnection, reason: string, cause: CloseCause): void;
-}
+export type { ConnectionOptions, PeerOwner } from "./peer_owner.ts";
 
-export interface ConnectionOptions {
-  maxRequests: number;
-  /** Seconds of the peer's rate to keep in flight as requests. */
-  pipelineSeconds: number;
-  /** BEP 6 was advertised by both sides. */
-  fast: boolean;
-  /** We dialled the peer, so its port is the one it listens on. */
-  listenPortKnown: boolean;
-  download: Bandwidth;
-  upload: Bandwidth;
-  /** Our BEP 10 handshake, when the peer speaks BEP 10. */
-  extensionHandshake: Uint8Array | null;
-  /** BEP 11: we offered ut_pex, so the peer's lists are taken. */
-  pex: boolean;
-  /** BEP 5: our DHT port, sent when the peer runs a DHT too; 0 for none. */
-  dhtPort: number;
-  /** The info dictionary, served through ut_metadata (BEP 9). */
-  metadata: Uint8Array;
-}
-
-const MIN_PIPELINE = 4;
 /** Largest payload besides a bitfield: a 128 KiB block plus its header. */
 const MAX_MESSAGE = 128 * 1024 + 9;
 const READ_BUFFER = 256 * 1024;
-/** Served blocks queued for the socket at most; more waits for the writes. */
-const SEND_WATERMARK = 512 * 1024;
 /** BEP 11 convention is 50 a message; a first message may list more (libtorrent: up to 200). */
 const PEX_MAX_ADDED = 200;
 /** BEP 11: one message a minute; one a little early is tolerated, more are ignored. */
 const PEX_MIN_GAP_MS = 45_000;
-/** Times one connection is sent each piece of our info dictionary at most. */
-const METADATA_SENDS_PER_PIECE = 2;
-/** One request in this many is timed for the round-trip estimate. */
-const RTT_SAMPLE_EVERY = 16;
 
 let nextPeerNumber = 0;
 
 export class PeerConnection implements WireHandler {
   /** A small integer naming this connection (block attribution). */
   readonly num = nextPeerNumber++;
-  readonly has: Bitfield;
-  /** BEP 6: pieces the peer lets us fetch while it chokes us. */
-  readonly fastPieces: Bitfield;
-  readonly outstanding = new Set<number>();
-  readonly uploads = new UploadQueue();
   amInterested = false;
-  amChoking = true;
   peerChoking = true;
   peerInterested = false;
-  /** Payload bytes taken from (downloaded) and sent to (uploaded) this peer. */
-  downloaded = 0;
-  uploaded = 0;
-  /** Payload bytes a second received, and sent, over the last tick. */
-  rate = 0;
-  uploadRate = 0;
-  peakRate = 0;
-  /** Smoothed request round trip in ms (0 until measured). */
-  rttMs = 0;
-  pipelineTarget = MIN_PIPELINE;
-  snubbed = false;
-  snubCount = 0;
   lastReceiveAt = performance.now();
   lastSendAt = performance.now();
-  lastBlockAt = performance.now();
-  /** When we last unchoked the peer, it last asked for a block, and we last sent it one. */
-  unchokedAt = 0;
-  lastRequestAt = 0;
-  lastServedAt = 0;
   closedReason: string | null = null;
-  /** The peer's BEP 10 handshake, once received. */
-  extensions: ExtensionHandshake | null = null;
   /** BEP 11: the addresses we last told this peer about (address keys). */
   readonly pexSent = new Set<string>();
   lastPexAt = -Infinity;
 
   private reader: WireReader;
-  private out = new OutBuffer();
-  private writing = false;
+  private writer: WriteLoop;
+  private out: OutBuffer;
   private gotFirstMessage = false;
-  private bytesThisTick = 0;
-  private uploadedThisTick = 0;
-  private measured = false;
-  private requestsSent = 0;
-  private rttProbes = new Map<number, number>();
+  private pieces: PeerPieces;
+  private pipeline: RequestPipeline;
+  private uploads: UploadServer;
+  private peerExtensions: ExtensionHandshake | null = null;
   private uploadTimer: ReturnType<typeof setTimeout> | undefined;
-  private metadataServed = 0;
+  private metadataServer: MetadataServer;
   private lastPexReceivedAt = -Infinity;
   private gotDhtPort = false;
-  /** BEP 6: pieces we let this peer fetch while we choke it. */
-  private offeredFast = new Set<number>();
 
   constructor(
-    readonly conn: Deno.TcpConn,
+    readonly conn: PeerStream,
     readonly host: string,
     readonly port: number,
     readonly peerId: Uint8Array,
@@ -176,12 +81,98 @@ export class PeerConnection implements WireHandler {
     private owner: PeerOwner,
     readonly options: ConnectionOptions,
   ) {
-    this.has = new Bitfield(pieceCount);
-    this.fastPieces = new Bitfield(pieceCount);
+    this.pieces = new PeerPieces(
+      pieceCount,
+      (index) => owner.peerHasChanged(this, index),
+    );
     this.reader = new WireReader(this, {
       maxMessageLength: Math.max(MAX_MESSAGE, 1 + Math.ceil(pieceCount / 8)),
       bufferSize: READ_BUFFER,
     });
+    this.writer = new WriteLoop(conn, {
+      written: () => this.written(),
+      failed: (e) => this.close(`write failed: ${errorText(e)}`),
+    });
+    this.out = this.writer.out;
+    const clock = () => performance.now();
+    this.pipeline = new RequestPipeline(options, clock);
+    this.uploads = new UploadServer(
+      owner,
+      options.upload,
+      this.out,
+      options.fast,
+      clock,
+    );
+    this.metadataServer = new MetadataServer(options.metadata, this.out);
+  }
+
+  /** The pieces the peer has. */
+  get has(): Bitfield {
+    return this.pieces.has;
+  }
+
+  /** BEP 6: pieces the peer lets us fetch while it chokes us. */
+  get fastPieces(): Bitfield {
+    return this.pieces.fastPieces;
+  }
+
+  get amChoking(): boolean {
+    return this.uploads.amChoking;
+  }
+
+  /** Payload bytes sent to this peer, and a second over the last tick. */
+  get uploaded(): number {
+    return this.uploads.uploaded;
+  }
+
+  get uploadRate(): number {
+    return this.uploads.rate;
+  }
+
+  /** Requests of the peer waiting to be served. */
+  get uploadsQueued(): number {
+    return this.uploads.queued;
+  }
+
+  /** When the peer last used its upload slot: unchoked, asked for a block, or was sent one. */
+  get slotUsedAt(): number {
+    return this.uploads.slotUsedAt;
+  }
+
+  /** The peer's BEP 10 handshake, once received. */
+  get extensions(): ExtensionHandshake | null {
+    return this.peerExtensions;
+  }
+
+  /** Block ids asked of the peer and not yet answered; the picker adds to it. */
+  get outstanding(): Set<number> {
+    return this.pipeline.outstanding;
+  }
+
+  /** Payload bytes taken from this peer, and a second over the last tick. */
+  get downloaded(): number {
+    return this.pipeline.downloaded;
+  }
+
+  get rate(): number {
+    return this.pipeline.rate;
+  }
+
+  get peakRate(): number {
+    return this.pipeline.peakRate;
+  }
+
+  /** Smoothed request round trip in ms (0 until measured). */
+  get rttMs(): number {
+    return this.pipeline.rttMs;
+  }
+
+  get snubbed(): boolean {
+    return this.pipeline.snubbed;
+  }
+
+  get snubCount(): number {
+    return this.pipeline.snubCount;
   }
 
   get address(): string {
@@ -207,9 +198,12 @@ export class PeerConnection implements WireHandler {
   ): Promise<void> {
     try {
       const prior = takenOver?.prior;
-      this.greet(ours, allowedFast, prior);
+      writeGreeting(this.out, { ...this.options, ours }, prior);
+      if (this.fast) this.uploads.offerFast(allowedFast);
+      this.writer.flush();
       if (prior) {
-        this.replay(prior);
+        if (prior.extensions) this.learnExtensions(prior.extensions);
+        replayPrior(prior, this);
         this.afterInput();
         const rest = await takenOver!.rest;
         if (rest === null) return this.close("peer closed the connection");
@@ -241,33 +235,6 @@ export class PeerConnection implements WireHandler {
     }
   }
 
-  /** Our first messages: pieces, extended handshake, DHT port, allowed-fast set. */
-  private greet(
-    ours: Bitfield,
-    allowedFast: number[],
-    prior: PriorPeerState | undefined,
-  ): void {
-    if (prior) this.greetAgain(prior, ours);
-    // BEP 6: have-all / have-none replace the bitfield when both sides speak it.
-    else if (this.fast && ours.complete) this.out.simple(MessageId.HaveAll);
-    else if (this.fast && ours.count === 0) this.out.simple(MessageId.HaveNone);
-    else if (ours.count > 0) this.out.bitfield(ours.bytes);
-    // A second extended handshake (BEP 10 allows updates) now gives metadata_size.
-    if (this.options.extensionHandshake) {
-      this.out.extended(EXTENDED_HANDSHAKE_ID, this.options.extensionHandshake);
-    }
-    if (this.options.dhtPort > 0 && !prior?.sentDhtPort) {
-      this.out.dhtPort(this.options.dhtPort);
-    }
-    if (this.fast) {
-      for (const i of allowedFast) {
-        this.offeredFast.add(i);
-        this.out.have(i, MessageId.AllowedFast);
-      }
-    }
-    this.flush();
-  }
-
   /**
    * Ends the connection over an exception from handling it: a protocol
    * error is the peer's fault; anything else is a bug of ours, reported to
@@ -282,16 +249,8 @@ export class PeerConnection implements WireHandler {
 
   /** Sends requests the owner picked. */
   sendRequests(requests: BlockRequest[]): void {
-    const now = performance.now();
-    for (const r of requests) {
-      this.out.blockMessage(MessageId.Request, r.piece, r.begin, r.length);
-      if (
-        ++this.requestsSent % RTT_SAMPLE_EVERY === 0 && this.rttProbes.size < 64
-      ) {
-        this.rttProbes.set(probeKey(r.piece, r.begin), now);
-      }
-    }
-    this.flush();
+    this.pipeline.send(requests, this.out);
+    this.writer.flush();
   }
 
   sendCancel(
@@ -300,9 +259,9 @@ export class PeerConnection implements WireHandler {
     begin: number,
     length: number,
   ): void {
-    if (!this.outstanding.delete(blockId)) return;
-    this.out.blockMessage(MessageId.Cancel, piece, begin, length);
-    this.flush();
+    if (this.pipeline.cancel(blockId, piece, begin, length, this.out)) {
+      this.writer.flush();
+    }
   }
 
   /** BEP 11: one peer-exchange message; the caller keeps the limits. */
@@ -310,7 +269,7 @@ export class PeerConnection implements WireHandler {
     const id = this.extensions?.messages.get("ut_pex") ?? 0;
     if (id === 0) return;
     this.out.extended(id, encodePex(added, dropped));
-    this.flush();
+    this.writer.flush();
   }
 
   /** The address the peer accepts connections on, if known. */
@@ -324,7 +283,7 @@ export class PeerConnection implements WireHandler {
 
   sendHave(index: number): void {
     this.out.have(index);
-    this.flush();
+    this.writer.flush();
   }
 
   setInterested(interested: boolean): void {
@@ -333,32 +292,21 @@ export class PeerConnection implements WireHandler {
     this.out.simple(
       interested ? MessageId.Interested : MessageId.NotInterested,
     );
-    this.flush();
+    this.writer.flush();
   }
 
   /** The choker's decision. Choking drops (BEP 3) or rejects (BEP 6) queued requests. */
   setChoking(choking: boolean): void {
-    if (choking === this.amChoking || this.closedReason !== null) return;
-    this.amChoking = choking;
-    if (!choking) this.unchokedAt = performance.now();
-    this.out.simple(choking ? MessageId.Choke : MessageId.Unchoke);
-    if (choking) {
-      for (const r of this.uploads.clear()) {
-        if (this.fast) {
-          this.out.blockMessage(MessageId.Reject, r.index, r.begin, r.length);
-        }
-      }
+    if (this.closedReason === null && this.uploads.setChoking(choking)) {
+      this.writer.flush();
     }
-    this.flush();
   }
 
   /** Room left in the request pipeline (allowed-fast pieces count while choked). */
   get pipelineRoom(): number {
     if (!this.amInterested || this.closedReason !== null) return 0;
     if (this.peerChoking && this.fastPieces.count === 0) return 0;
-    // The peer's `reqq` caps the slow start too, not only the measured depth.
-    const depth = Math.min(this.pipelineTarget, this.maxRequests);
-    return Math.max(0, depth - this.outstanding.size);
+    return this.pipeline.room;
   }
 
   /**
@@ -371,34 +319,16 @@ export class PeerConnection implements WireHandler {
     snubSeconds: number,
     idleSeconds: number,
   ): string | null {
-    this.rate = this.bytesThisTick / tickSeconds;
-    this.uploadRate = this.uploadedThisTick / tickSeconds;
-    this.peakRate = Math.max(this.peakRate, this.rate);
-    if (this.bytesThisTick > 0) this.measured = true;
-    this.bytesThisTick = 0;
-    this.uploadedThisTick = 0;
-    if (this.measured) {
-      const wanted = Math.ceil(
-        (this.rate * this.options.pipelineSeconds) / BLOCK_SIZE,
-      );
-      this.pipelineTarget = clamp(wanted, MIN_PIPELINE, this.maxRequests);
-    }
+    this.pipeline.measure(tickSeconds);
+    this.uploads.measure(tickSeconds);
     if (now - this.lastReceiveAt > idleSeconds * 1000) {
       return `peer sent nothing for ${idleSeconds} s`;
     }
-    if (
-      !this.snubbed && this.outstanding.size > 0 &&
-      now - this.lastBlockAt > snubSeconds * 1000
-    ) {
-      // Snubbed: its requests go to other peers and it keeps one probe.
-      this.snubbed = true;
-      this.snubCount++;
-      this.pipelineTarget = 1;
-      this.giveBackRequests();
-    }
+    // Snubbed: its requests go to other peers and it keeps one probe.
+    if (this.pipeline.detectSnub(snubSeconds)) this.giveBackRequests();
     if (now - this.lastSendAt > 60_000) {
       this.out.keepAlive();
-      this.flush();
+      this.writer.flush();
     }
     return null;
   }
@@ -406,10 +336,9 @@ export class PeerConnection implements WireHandler {
   close(reason: string, cause: CloseCause = "ended"): void {
     if (this.closedReason !== null) return;
     this.closedReason = reason;
+    this.writer.stop();
     clearTimeout(this.uploadTimer);
-    try {
-      this.conn.close();
-    } catch { /* the socket may already be gone */ }
+    this.conn.close();
     this.owner.closed(this, reason, cause);
   }
 
@@ -444,108 +373,42 @@ export class PeerConnection implements WireHandler {
 
   have(index: number): void {
     this.firstMessage();
-    if (index >= this.has.size) {
-      throw new PeerViolation(`have for piece ${index} out of range`);
-    }
-    if (this.has.has(index)) return;
-    this.has.set(index);
-    this.owner.peerHasChanged(this, index);
+    this.pieces.have(index);
   }
 
   bitfield(bits: Uint8Array): void {
-    const field = Bitfield.fromWire(bits, this.has.size);
-    if (!field) {
-      throw new PeerViolation(
-        `bitfield of ${bits.length} bytes does not fit ${this.has.size} pieces`,
-      );
-    }
-    this.bitfieldFrom(field);
+    this.pieces.bitfield(bits, this.firstMessage());
   }
 
   haveAll(): void {
     this.requireFast("have all");
-    this.bitfieldFrom(Bitfield.full(this.has.size));
+    this.pieces.haveAll(this.firstMessage());
   }
 
   haveNone(): void {
     this.requireFast("have none");
-    this.bitfieldFrom(new Bitfield(this.has.size));
+    this.pieces.haveNone(this.firstMessage());
   }
 
   request(index: number, begin: number, length: number): void {
     this.firstMessage();
-    const refusal = this.amChoking && !this.mayFetchWhileChoked(index)
-      ? "choked"
-      : this.owner.refuseRequest(index, begin, length);
-    if (refusal !== null) {
-      // Asking while choked is normal in a race with our choke; asking for
-      // what cannot exist is not.
-      if (refusal !== "choked") this.uploads.refused();
-      if (this.fast) {
-        this.out.blockMessage(MessageId.Reject, index, begin, length);
-      }
-    } else if (this.uploads.add({ index, begin, length })) {
-      this.lastRequestAt = performance.now();
-    } else if (this.fast) {
-      this.out.blockMessage(MessageId.Reject, index, begin, length);
-    }
-    if (this.uploads.flooding) {
-      throw new PeerViolation(
-        `sent ${this.uploads.badRequests} requests that could not be served`,
-      );
-    }
+    this.uploads.request(index, begin, length, this.has.count);
   }
 
   piece(index: number, begin: number, block: Uint8Array): void {
     this.firstMessage();
-    if (this.rttProbes.size > 0) {
-      const sentAt = this.rttProbes.get(probeKey(index, begin));
-      if (sentAt !== undefined) {
-        this.rttProbes.delete(probeKey(index, begin));
-        const sample = performance.now() - sentAt;
-        this.rttMs = this.rttMs === 0
-          ? sample
-          : this.rttMs * 0.8 + sample * 0.2;
-      }
-    }
+    this.pipeline.blockArrived(index, begin);
     this.owner.blockArrived(this, index, begin, block);
   }
 
-  /**
-   * The owner took one of this peer's blocks into a piece: only such
-   * payload counts as downloaded from it, for its rate and its rating
-   * (libtorrent counts the rest as redundant bytes).
-   */
+  /** The owner took one of this peer's blocks into a piece (only that counts as downloaded). */
   blockTaken(length: number): void {
-    this.lastBlockAt = performance.now();
-    this.bytesThisTick += length;
-    this.downloaded += length;
-    if (!this.measured && this.pipelineTarget < this.maxRequests) {
-      // Slow start until the first rate sample: one more request per block.
-      this.pipelineTarget++;
-    }
-    if (this.snubbed) {
-      this.snubbed = false;
-      this.pipelineTarget = MIN_PIPELINE;
-    }
-  }
-
-  /** Requests of the peer waiting to be served. */
-  get uploadsQueued(): number {
-    return this.uploads.pending.length;
-  }
-
-  /** When the peer last used its upload slot: unchoked, asked for a block, or was sent one. */
-  get slotUsedAt(): number {
-    return Math.max(this.unchokedAt, this.lastRequestAt, this.lastServedAt);
+    this.pipeline.blockTaken(length);
   }
 
   cancel(index: number, begin: number, length: number): void {
     this.firstMessage();
-    // BEP 6: even a cancelled request gets exactly one answer.
-    if (this.uploads.cancel(index, begin, length) && this.fast) {
-      this.out.blockMessage(MessageId.Reject, index, begin, length);
-    }
+    this.uploads.cancel(index, begin, length);
   }
 
   dhtPort(port: number): void {
@@ -571,8 +434,7 @@ export class PeerConnection implements WireHandler {
   allowedFast(index: number): void {
     this.requireFast("allowed fast");
     this.firstMessage();
-    // BEP 6: an index we cannot use is ignored, not an error.
-    if (index < this.fastPieces.size) this.fastPieces.set(index);
+    this.pieces.allowedFast(index);
   }
 
   extended(id: number, payload: Uint8Array): void {
@@ -581,10 +443,10 @@ export class PeerConnection implements WireHandler {
     if (id === EXTENDED_HANDSHAKE_ID) {
       try {
         // BEP 10: a later handshake updates only the keys it carries.
-        this.extensions = mergeExtensionHandshake(
+        this.learnExtensions(mergeExtensionHandshake(
           this.extensions,
           parseExtensionHandshake(payload),
-        );
+        ));
       } catch (e) {
         // A handshake we cannot read leaves the peer without extensions; its
         // BEP 3 messages still work.
@@ -611,61 +473,23 @@ export class PeerConnection implements WireHandler {
 
   // --- helpers ---
 
-  /** Our pieces, to a peer that saw only an extended handshake (and a have-none) from us. */
-  private greetAgain(prior: PriorPeerState, ours: Bitfield): void {
-    if (ours.count === 0) return;
-    if (!prior.sentHaveNone) return this.out.bitfield(ours.bytes);
-    for (let i = 0; i < ours.size; i++) if (ours.has(i)) this.out.have(i);
-  }
-
-  /** What the peer said during the metadata fetch, as if it said it now. */
-  private replay(prior: PriorPeerState): void {
-    if (prior.extensions) this.extensions = prior.extensions;
-    if (prior.bitfield) this.bitfield(prior.bitfield);
-    else if (prior.haveAll) this.haveAll();
-    else if (prior.haveNone) this.haveNone();
-    for (const index of prior.haves) this.have(index);
-    for (const index of prior.allowedFast) this.allowedFast(index);
-    if (prior.unchoked) this.unchoke();
-    if (prior.interested) this.interested();
-  }
-
-  /** Requests the peer keeps queued at most: ours, or its `reqq` if lower. */
-  private get maxRequests(): number {
-    const reqq = this.extensions?.maxRequests;
-    return reqq
-      ? Math.min(reqq, this.options.maxRequests)
-      : this.options.maxRequests;
+  private learnExtensions(extensions: ExtensionHandshake): void {
+    this.peerExtensions = extensions;
+    this.pipeline.peerQueueLimit = extensions.maxRequests;
   }
 
   /**
-   * BEP 9: serves pieces of our info dictionary, each at most a few times
-   * per connection and only while the send buffer has room; anything more
-   * is rejected and counted like an unservable request (a flood drops the
-   * peer). Data and rejects are never asked for here, so they are ignored.
+   * BEP 9: a request for our info dictionary is answered (a reject is
+   * counted like an unservable block request). Data and rejects are never
+   * asked for here, so they are ignored.
    */
   private metadataMessage(payload: Uint8Array): void {
     const message = parseMetadataMessage(payload);
     const id = this.extensions?.messages.get("ut_metadata") ?? 0;
     if (message.type !== "request" || id === 0) return;
-    const metadata = this.options.metadata;
-    const pieces = metadataPieceCount(metadata.length);
-    const serve = message.piece < pieces &&
-      this.metadataServed < pieces * METADATA_SENDS_PER_PIECE &&
-      this.out.length < SEND_WATERMARK;
-    if (serve) {
-      this.metadataServed++;
-      this.out.extended(id, encodeMetadataData(message.piece, metadata));
-    } else {
-      this.uploads.refused();
-      this.out.extended(id, encodeMetadataReject(message.piece));
-    }
-    this.flush();
-    if (this.uploads.flooding) {
-      throw new PeerViolation(
-        `sent ${this.uploads.badRequests} requests that could not be served`,
-      );
-    }
+    const served = this.metadataServer.answer(message.piece, id);
+    this.writer.flush();
+    if (!served) this.uploads.refused();
   }
 
   /** BEP 6: fast-extension messages without the extension close the connection. */
@@ -675,26 +499,11 @@ export class PeerConnection implements WireHandler {
     }
   }
 
-  /** BEP 6: an offered allowed-fast piece, to a peer still starting (at most k pieces). */
-  private mayFetchWhileChoked(index: number): boolean {
-    return this.offeredFast.has(index) &&
-      this.has.count <= this.offeredFast.size;
-  }
-
-  private bitfieldFrom(field: Bitfield): void {
-    if (this.gotFirstMessage) {
-      // BEP 3 allows a bitfield only first, but aria2 sends one again after
-      // its first pieces: take it as a batch of haves (a peer never loses pieces).
-      for (let i = 0; i < field.size; i++) if (field.has(i)) this.have(i);
-      return;
-    }
-    this.firstMessage();
-    for (let i = 0; i < field.size; i++) if (field.has(i)) this.has.set(i);
-    this.owner.peerHasChanged(this, -1);
-  }
-
-  private firstMessage(): void {
+  /** Marks that a message came (BEP 10 handshakes and DHT ports do not count); true for the first. */
+  private firstMessage(): boolean {
+    const first = !this.gotFirstMessage;
     this.gotFirstMessage = true;
+    return first;
   }
 
   private accept(bytes: Uint8Array): void {
@@ -703,99 +512,46 @@ export class PeerConnection implements WireHandler {
   }
 
   private afterInput(): void {
-    // Top up in batches of an eighth of the pipeline: a few requests after
-    // every read would cost a write syscall (ours and the peer's read) each.
-    if (this.pipelineRoom >= Math.max(1, this.pipelineTarget >> 3)) {
+    if (this.pipelineRoom > 0 && this.pipeline.wantsMore) {
       this.owner.fillPipeline(this);
     }
     this.serveUploads();
-    this.flush();
+    this.writer.flush();
   }
 
-  /** Moves queued requests into the send buffer, within the watermark and the upload cap. */
+  /** Serves queued requests; when the upload cap holds them back, again once it allows. */
   private serveUploads(): void {
-    const queue = this.uploads.pending;
-    const upload = this.options.upload;
-    while (
-      queue.length > 0 && this.out.length < SEND_WATERMARK &&
-      this.closedReason === null
-    ) {
-      const next = queue[0];
-      if (!upload.allows(next.length)) {
-        if (this.uploadTimer === undefined) {
-          this.uploadTimer = setTimeout(() => {
-            this.uploadTimer = undefined;
-            try {
-              this.serveUploads();
-              this.flush();
-            } catch (e) {
-              this.fail(e);
-            }
-          }, Math.max(1, upload.waitMs(next.length)));
+    if (this.closedReason !== null) return;
+    const waitMs = this.uploads.serve();
+    if (waitMs > 0 && this.uploadTimer === undefined) {
+      this.uploadTimer = setTimeout(() => {
+        this.uploadTimer = undefined;
+        try {
+          this.serveUploads();
+          this.writer.flush();
+        } catch (e) {
+          this.fail(e);
         }
-        return;
-      }
-      queue.shift();
-      const block = this.out.pieceSlot(next.index, next.begin, next.length);
-      if (!this.owner.readBlock(next.index, next.begin, block)) {
-        this.out.dropLast(13 + next.length);
-        if (this.fast) {
-          this.out.blockMessage(
-            MessageId.Reject,
-            next.index,
-            next.begin,
-            next.length,
-          );
-        }
-        continue;
-      }
-      upload.charge(next.length);
-      this.lastServedAt = performance.now();
-      this.uploaded += next.length;
-      this.uploadedThisTick += next.length;
-      this.owner.blockServed(next.length);
+      }, waitMs);
     }
   }
 
   private giveBackRequests(): void {
     if (this.outstanding.size === 0) return;
-    const lost = [...this.outstanding];
-    this.outstanding.clear();
-    this.owner.requestsLost(this, lost);
+    this.owner.requestsLost(this, this.pipeline.takeOutstanding());
   }
 
-  private flush(): void {
-    if (this.writing || this.out.length === 0 || this.closedReason !== null) {
-      return;
-    }
-    this.writing = true;
-    this.writeLoop().catch((e) => this.fail(e));
-  }
-
-  private async writeLoop(): Promise<void> {
-    while (this.out.length > 0 && this.closedReason === null) {
-      try {
-        await writeAll(this.conn, this.out.take());
-      } catch (e) {
-        this.writing = false;
-        return this.close(`write failed: ${errorText(e)}`);
-      }
-      this.lastSendAt = performance.now();
+  private written(): void {
+    this.lastSendAt = performance.now();
+    try {
       // Room in the send buffer again: serve more of the peer's requests.
       this.serveUploads();
+    } catch (e) {
+      this.fail(e);
     }
-    this.writing = false;
   }
 }
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-function probeKey(piece: number, begin: number): number {
-  return piece * 65536 + begin / BLOCK_SIZE;
-}
-
-function clamp(v: number, lo: number, hi: number): number {
-  return Math.min(hi, Math.max(lo, v));
 }

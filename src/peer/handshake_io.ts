@@ -1,6 +1,8 @@
 // Opening a peer connection: dial or accept, exchange BEP 3 handshakes, and
 // check the info-hash, all bounded by one timeout.
 
+import { dialTcp } from "../net/tcp.ts";
+import type { PeerStream } from "../net/transport.ts";
 import {
   decodeHandshake,
   encodeHandshake,
@@ -10,7 +12,7 @@ import {
 } from "../wire/handshake.ts";
 
 export interface OpenedPeer {
-  conn: Deno.TcpConn;
+  conn: PeerStream;
   remote: Handshake;
   /** Bytes that followed the handshake in the same reads. */
   leftover: Uint8Array;
@@ -28,10 +30,9 @@ export async function dialPeer(
   ours: Handshake,
   timeoutMs: number,
 ): Promise<OpenedPeer> {
-  const signal = AbortSignal.timeout(timeoutMs);
-  const conn = await Deno.connect({ hostname: host, port, signal });
+  const conn = await dialTcp(host, port, AbortSignal.timeout(timeoutMs));
   try {
-    await writeAll(conn, encodeHandshake(ours));
+    await conn.write(encodeHandshake(ours));
     const { remote, leftover } = await readHandshake(conn, timeoutMs);
     if (!sameBytes(remote.infoHash, ours.infoHash)) {
       throw new InfoHashMismatch("peer answered with another info-hash");
@@ -43,17 +44,17 @@ export async function dialPeer(
   }
 }
 
-/** Reads the remote handshake of an accepted connection. */
+/** Reads the remote handshake; the stream is closed when it takes longer than timeoutMs. */
 export async function readHandshake(
-  conn: Deno.Conn,
+  conn: PeerStream,
   timeoutMs: number,
 ): Promise<{ remote: Handshake; leftover: Uint8Array }> {
   const buf = new Uint8Array(HANDSHAKE_LENGTH + 4096);
   let have = 0;
+  let timedOut = false;
   const timer = setTimeout(() => {
-    try {
-      conn.close();
-    } catch { /* already closed by the reader's failure */ }
+    timedOut = true;
+    conn.close();
   }, timeoutMs);
   try {
     while (have < HANDSHAKE_LENGTH) {
@@ -68,12 +69,8 @@ export async function readHandshake(
       }
     }
   } catch (e) {
-    if (
-      e instanceof Deno.errors.BadResource ||
-      e instanceof Deno.errors.Interrupted
-    ) {
-      throw new WireError("handshake timed out");
-    }
+    // Whatever the closed stream said (an end, a failed read), it was our timer.
+    if (timedOut) throw new WireError("handshake timed out");
     throw e;
   } finally {
     clearTimeout(timer);
@@ -82,14 +79,6 @@ export async function readHandshake(
     remote: decodeHandshake(buf),
     leftover: buf.slice(HANDSHAKE_LENGTH, have),
   };
-}
-
-export async function writeAll(
-  conn: Deno.Conn,
-  data: Uint8Array,
-): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await conn.write(data.subarray(off));
 }
 
 /** A peer id as a map key. */

@@ -1,20 +1,22 @@
-// An in-memory stand-in for a peer's TCP socket, for unit tests of the
+// An in-memory peer stream (the transport seam), for unit tests of the
 // connection code: the test pushes the bytes the peer "sends", and reads
 // back what was written, decoded message by message.
 
+import type { PeerStream } from "../../src/net/transport.ts";
+import type { PeerAddress } from "../../src/tracker/types.ts";
 import { OutBuffer } from "../../src/wire/messages.ts";
 import { type WireHandler, WireReader } from "../../src/wire/reader.ts";
 
-export class FakeConn {
+export class FakeConn implements PeerStream {
+  readonly kind = "tcp";
   closed = false;
   private incoming: Uint8Array[] = [];
   private written: Uint8Array[] = [];
   private wake: (() => void) | null = null;
 
-  /** This object typed as the socket the connection code expects. */
-  get tcp(): Deno.TcpConn {
-    return this as unknown as Deno.TcpConn;
-  }
+  constructor(
+    readonly remote: PeerAddress = { host: "127.0.0.1", port: 6881 },
+  ) {}
 
   /** Bytes for the next read(s). */
   push(bytes: Uint8Array): void {
@@ -44,14 +46,13 @@ export class FakeConn {
     return n;
   }
 
-  write(bytes: Uint8Array): Promise<number> {
+  write(bytes: Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new Deno.errors.BadResource());
     this.written.push(bytes.slice());
-    return Promise.resolve(bytes.length);
+    return Promise.resolve();
   }
 
   close(): void {
-    if (this.closed) throw new Deno.errors.BadResource("already closed");
     this.closed = true;
     this.wake?.();
   }
@@ -70,21 +71,26 @@ export class FakeConn {
 
   /** Every message written so far, as [handler method, ...arguments]; the buffer is emptied. */
   sentMessages(): unknown[][] {
-    const seen: unknown[][] = [];
-    const handler = new Proxy({}, {
-      get: (_target, name) => (...args: unknown[]) =>
-        seen.push([
-          name,
-          ...args.map((a) => a instanceof Uint8Array ? a.slice() : a),
-        ]),
-    }) as WireHandler;
-    const reader = new WireReader(handler, {
-      maxMessageLength: 1 << 20,
-      bufferSize: 1 << 16,
-    });
-    for (const chunk of this.written.splice(0)) reader.feed(chunk);
-    return seen;
+    return decodeMessages(...this.written.splice(0));
   }
+}
+
+/** Peer-wire messages in `chunks`, as [handler method, ...arguments]. */
+export function decodeMessages(...chunks: Uint8Array[]): unknown[][] {
+  const seen: unknown[][] = [];
+  const handler = new Proxy({}, {
+    get: (_target, name) => (...args: unknown[]) =>
+      seen.push([
+        name,
+        ...args.map((a) => a instanceof Uint8Array ? a.slice() : a),
+      ]),
+  }) as WireHandler;
+  const reader = new WireReader(handler, {
+    maxMessageLength: 1 << 20,
+    bufferSize: 1 << 16,
+  });
+  for (const chunk of chunks) reader.feed(chunk);
+  return seen;
 }
 
 /** Lets pending promise callbacks (reads, writes) run. */

@@ -4,6 +4,8 @@
 // while a peer that does not speak BitTorrent is not.
 
 import assert from "node:assert/strict";
+import { listenTcp } from "../../src/net/tcp.ts";
+import type { PeerStream, StreamListener } from "../../src/net/transport.ts";
 import { type PeerSink, Session } from "../../src/session.ts";
 import { encodeHandshake } from "../../src/wire/handshake.ts";
 
@@ -11,9 +13,9 @@ import { encodeHandshake } from "../../src/wire/handshake.ts";
 function failingListener(failures: number) {
   let calls = 0;
   let closeWaiting: (() => void) | null = null;
-  const listener = {
-    addr: { transport: "tcp", hostname: "127.0.0.1", port: 1 } as Deno.NetAddr,
-    accept(): Promise<Deno.TcpConn> {
+  const listener: StreamListener = {
+    port: 1,
+    accept(): Promise<PeerStream> {
       calls++;
       if (calls <= failures) {
         return Promise.reject(new Error("too many open files"));
@@ -37,7 +39,7 @@ Deno.test("session: a failing accept is logged with its stack, counted and retri
     return Promise.resolve();
   });
   const { listener, calls } = failingListener(3);
-  session.serve(listener as unknown as Deno.TcpListener);
+  session.serve(listener);
   for (let i = 0; i < 20 && calls() < 4; i++) await Promise.resolve();
   assert.equal(calls(), 4, "the loop went on accepting");
   assert.deepEqual(waits, [1000, 2000, 4000]);
@@ -68,9 +70,9 @@ Deno.test("session: an exception of ours while taking an incoming peer is logged
     [...infoHash].map((b) => b.toString(16).padStart(2, "0")).join(""),
     sink,
   );
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const listener = listenTcp("127.0.0.1", 0);
   session.serve(listener);
-  const port = listener.addr.port;
+  const port = listener.port;
   try {
     // Not BitTorrent: dropped without a word.
     const stranger = await Deno.connect({ hostname: "127.0.0.1", port });
