@@ -1,6 +1,8 @@
 // The client's settings: embedded defaults, a JSON file that overrides them
 // (every key checked for name, type and range), and CLI flags on top.
 
+import { parseHostPort } from "./net/address.ts";
+
 export interface Config {
   downloadDir: string;
   torrentsDir: string;
@@ -444,10 +446,6 @@ export function applyOverrides(
 }
 
 /** HOST:PORT with a port 1-65535; IPv6 hosts in brackets. */
-export function isHostPort(text: string): boolean {
-  const match = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(text) ??
-    /^([^:\[\]\s]+):(\d{1,5})$/.exec(text);
-  if (!match) return false;
-  const port = Number(match[2]);
-  return port >= 1 && port <= 65535;
+function isHostPort(text: string): boolean {
+  return (parseHostPort(text)?.port ?? 0) >= 1;
 }

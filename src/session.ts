@@ -14,7 +14,7 @@ import { type OpenedPeer, readHandshake } from "./peer/handshake_io.ts";
 import { WireError } from "./wire/handshake.ts";
 import { toHex } from "./metainfo/metainfo.ts";
 import type { Torrent } from "./torrent.ts";
-import type { PeerAddress } from "./tracker/types.ts";
+import type { PeerAddress } from "./net/address.ts";
 import { DhtNode } from "./dht/dht_node.ts";
 import { LocalDiscovery } from "./lsd/local_discovery.ts";
 

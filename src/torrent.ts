@@ -36,7 +36,7 @@ import { Choker } from "./swarm/choker.ts";
 import { score } from "./swarm/rating.ts";
 import { type PeerRecord, Swarm } from "./swarm/swarm.ts";
 import { Announcer } from "./tracker/announcer.ts";
-import type { PeerAddress } from "./tracker/types.ts";
+import { parseHostPort, type PeerAddress } from "./net/address.ts";
 import type { HandedOverPeer } from "./metadata/metadata_peer.ts";
 import type { TakenOverStream } from "./peer/prior_state.ts";
 import type { PeerStream } from "./net/transport.ts";
@@ -805,7 +805,10 @@ export class Torrent implements PeerOwner {
       for (const [key] of added) peer.pexSent.add(key);
       for (const key of dropped) peer.pexSent.delete(key);
       peer.lastPexAt = now;
-      peer.sendPex(added.map(([, e]) => e), dropped.map(parseAddressKey));
+      peer.sendPex(
+        added.map(([, e]) => e),
+        dropped.map((key) => parseHostPort(key)!),
+      );
     }
   }
 
@@ -855,13 +858,6 @@ export class Torrent implements PeerOwner {
       }
     }
   }
-}
-
-/** The host and port of an addressKey() string. */
-function parseAddressKey(key: string): PeerAddress {
-  const colon = key.lastIndexOf(":");
-  const host = key.slice(0, colon).replace(/^\[|\]$/g, "");
-  return { host, port: Number(key.slice(colon + 1)) };
 }
 
 function closeQuietly(conn: PeerStream): void {

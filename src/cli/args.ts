@@ -3,7 +3,7 @@
 
 import { parseArgs } from "node:util";
 import { ConfigError } from "../config.ts";
-import type { PeerAddress } from "../session/mod.ts";
+import { parseHostPort, type PeerAddress } from "../session/mod.ts";
 
 export interface TorrentArgs {
   command: "download" | "seed";
@@ -194,12 +194,15 @@ function parseNumber(text: string, what: string): number {
 
 /** HOST:PORT, with IPv6 hosts in brackets: [::1]:6881. */
 export function parsePeer(text: string): PeerAddress {
-  const match = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(text) ??
-    /^([^:\[\]]+):(\d+)$/.exec(text);
-  if (!match) throw new ConfigError(`--peer "${text}" is not HOST:PORT`);
-  const port = parsePort(match[2], `--peer "${text}": port`);
+  const address = parseHostPort(text);
+  if (!address) {
+    throw new ConfigError(
+      `--peer "${text}" is not HOST:PORT (a port of 1-65535, [IPv6] in brackets)`,
+    );
+  }
+  const port = address.port;
   if (port === 0) {
     throw new ConfigError(`--peer "${text}": port 0 cannot be dialled`);
   }
-  return { host: match[1], port };
+  return address;
 }

@@ -1,11 +1,9 @@
 // BEP 5 "Contact Encoding": a peer is 6 bytes (IPv4 address, port, network byte order), a
 // node is 26 bytes (its 20-byte id, then the peer form). IPv4 only: IPv6 is BEP 32.
 
-import { formatIPv4, ipBytes } from "../tracker/ip_address.ts";
-import type { PeerAddress } from "../tracker/types.ts";
+import { formatIPv4, ipBytes } from "../net/ip.ts";
+import type { PeerAddress } from "../net/address.ts";
 import { asNodeId, NODE_ID_LENGTH, type NodeId } from "./node_id.ts";
-
-export type { PeerAddress };
 
 export interface NodeContact extends PeerAddress {
   id: NodeId;

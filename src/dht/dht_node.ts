@@ -10,13 +10,17 @@
 // of hosts control). Addresses in replies are checked (usableAddress) before use.
 
 import { lookup as dnsLookup } from "node:dns/promises";
+import {
+  formatHostPort,
+  parseHostPort,
+  type PeerAddress,
+} from "../net/address.ts";
 import { isIP, isIPv4 } from "node:net";
 import {
   ipv4Bytes,
   isLoopbackHost,
   isUnusableHost,
   type NodeContact,
-  type PeerAddress,
   usableAddress,
   validPort,
 } from "./contacts.ts";
@@ -279,8 +283,8 @@ export class DhtNode {
     if (this.#table.size < K && this.options.bootstrap.length > 0) {
       const routers = await Promise.all(
         this.options.bootstrap.map(async (text) => {
-          const endpoint = parseEndpoint(text);
-          if (!endpoint) {
+          const endpoint = parseHostPort(text);
+          if (!endpoint || !validPort(endpoint.port)) {
             this.options.log(`DHT: bootstrap node "${text}" is not host:port`);
             return undefined;
           }
@@ -510,16 +514,8 @@ function chooseId(
   return bep42NodeId(ip, Math.floor(Math.random() * 256));
 }
 
-/** "host:port" split (the host not resolved), or undefined if it is not that. */
-function parseEndpoint(text: string): PeerAddress | undefined {
-  const colon = text.lastIndexOf(":");
-  const port = Number(text.slice(colon + 1));
-  if (colon <= 0 || !validPort(port)) return undefined;
-  return { host: text.slice(0, colon), port };
-}
-
 function addressKey(address: PeerAddress): string {
-  return `${address.host}:${address.port}`;
+  return formatHostPort(address.host, address.port);
 }
 
 async function resolveHost(

@@ -9,6 +9,7 @@
 // Transmission, anacrolix) emit canonical bencode, nothing in BEP 5 depends on accepting
 // sloppy encodings, and such a datagram is counted as malformed rather than guessed at.
 
+import type { PeerAddress } from "../net/address.ts";
 import { type BDict, BencodeError, type BValue } from "../bencode/types.ts";
 import { decode } from "../bencode/decode.ts";
 import { type Encodable, encode } from "../bencode/encode.ts";
@@ -19,7 +20,6 @@ import {
   encodeNodes,
   encodePeer,
   type NodeContact,
-  type PeerAddress,
   validPort,
 } from "./contacts.ts";
 import { asNodeId, type NodeId } from "./node_id.ts";

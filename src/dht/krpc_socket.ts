@@ -12,7 +12,8 @@
 
 import { randomFillSync } from "node:crypto";
 import dgram from "node:dgram";
-import type { PeerAddress } from "./contacts.ts";
+import { toHex } from "../metainfo/metainfo.ts";
+import { formatHostPort, type PeerAddress } from "../net/address.ts";
 import {
   decodeKrpc,
   encodeError,
@@ -245,9 +246,7 @@ export function transactionId(
 }
 
 function pendingKey(t: Uint8Array, from: PeerAddress): string {
-  let hex = "";
-  for (const b of t) hex += b.toString(16).padStart(2, "0");
-  return `${hex}@${from.host}:${from.port}`;
+  return `${toHex(t)}@${formatHostPort(from.host, from.port)}`;
 }
 
 function bindUdp(host: string, port: number): Promise<dgram.Socket> {

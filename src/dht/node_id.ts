@@ -2,6 +2,7 @@
 // unsigned integer, smaller is closer), plus BEP 42 ids tied to an IPv4 address.
 
 import { randomBytes } from "node:crypto";
+import { toHex } from "../metainfo/metainfo.ts";
 
 /** 160 bits, the same space as info-hashes. */
 export type NodeId = Uint8Array & { readonly brand: "NodeId" };
@@ -19,9 +20,7 @@ export function randomNodeId(): NodeId {
 }
 
 export function nodeIdHex(id: Uint8Array): string {
-  let text = "";
-  for (const b of id) text += b.toString(16).padStart(2, "0");
-  return text;
+  return toHex(id);
 }
 
 /** Negative if a is closer to target than b, positive if farther, 0 if the same id. */

@@ -9,7 +9,8 @@
 // host cannot fill an info-hash's list with 200 ports; loopback is exempt (one host by
 // definition, where tests run many peers), as in the routing table.
 
-import { isLoopbackHost, type PeerAddress } from "./contacts.ts";
+import { formatHostPort, type PeerAddress } from "../net/address.ts";
+import { isLoopbackHost } from "./contacts.ts";
 
 export interface PeerStoreLimits {
   maxInfoHashes: number;
@@ -63,7 +64,7 @@ export class PeerStore {
     }
     this.#byInfoHash.set(infoHashHex, peers);
     const key = isLoopbackHost(peer.host)
-      ? `${peer.host}:${peer.port}`
+      ? formatHostPort(peer.host, peer.port)
       : peer.host;
     if (!peers.delete(key)) this.#peerCount++;
     peers.set(key, {

@@ -3,7 +3,7 @@
 // from the peer store when it has peers, else the closest "nodes"; announce_peer is stored
 // only with a token we issued to that IP, at the UDP source port when implied_port is set.
 
-import type { PeerAddress } from "./contacts.ts";
+import type { PeerAddress } from "../net/address.ts";
 import { ErrorCode, type KrpcQuery, type KrpcReply } from "./krpc.ts";
 import { type NodeId, nodeIdHex } from "./node_id.ts";
 import type { PeerStore } from "./peer_store.ts";

@@ -11,11 +11,8 @@
 // exempt, because loopback is one host by definition: tests run many nodes on 127.0.0.1
 // (libtorrent's dht_restrict_routing_ips is the same rule, turned off in such tests).
 
-import {
-  isLoopbackHost,
-  type NodeContact,
-  type PeerAddress,
-} from "./contacts.ts";
+import type { PeerAddress } from "../net/address.ts";
+import { isLoopbackHost, type NodeContact } from "./contacts.ts";
 import {
   compareDistance,
   NODE_ID_BITS,

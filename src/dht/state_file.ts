@@ -14,7 +14,7 @@ import {
   type NodeContact,
 } from "./contacts.ts";
 import { asNodeId, type NodeId } from "./node_id.ts";
-import { formatIPv4 } from "../tracker/ip_address.ts";
+import { formatIPv4 } from "../net/ip.ts";
 
 export interface DhtState {
   id: NodeId;

@@ -2,7 +2,7 @@
 // that also announce our port, and Local Service Discovery (BEP 14). A
 // private torrent (BEP 27) never gets one: it uses its trackers only.
 
-import type { PeerAddress } from "../tracker/types.ts";
+import type { PeerAddress } from "../net/address.ts";
 
 /** What a torrent needs of the session's DHT node. */
 export interface DhtService {

@@ -17,7 +17,7 @@
 
 import dgram from "node:dgram";
 import { randomBytes } from "node:crypto";
-import { normaliseIp } from "../tracker/ip_address.ts";
+import { normaliseIp } from "../net/ip.ts";
 import {
   encodeLsdAnnounce,
   isLocalSource,

@@ -12,7 +12,7 @@
 // We send one info-hash per datagram, as libtorrent does: BEP 14 warns that
 // older implementations may read only the first Infohash header. We read all.
 
-import { ipBytes } from "../tracker/ip_address.ts";
+import { ipBytes } from "../net/ip.ts";
 
 export interface LsdAnnounce {
   /** The sender's BitTorrent port (1-65535). */

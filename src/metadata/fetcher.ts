@@ -5,7 +5,7 @@
 // sender (banned when it was the only one) and fetched again from someone
 // else. Once it is verified, the live connections are handed to the torrent.
 
-import type { PeerAddress } from "../tracker/types.ts";
+import type { PeerAddress } from "../net/address.ts";
 import { type CloseCause, InternalErrors } from "../peer/faults.ts";
 import {
   dialPeer,

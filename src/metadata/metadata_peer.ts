@@ -10,7 +10,7 @@ import type { PeerStream } from "../net/transport.ts";
 import type { OpenedPeer } from "../peer/handshake_io.ts";
 import type { PriorPeerState, TakenOverStream } from "../peer/prior_state.ts";
 import { WriteLoop } from "../peer/write_loop.ts";
-import type { PeerAddress } from "../tracker/types.ts";
+import type { PeerAddress } from "../net/address.ts";
 import {
   EXTENDED_HANDSHAKE_ID,
   type ExtensionHandshake,

@@ -2,8 +2,8 @@
 // info-hash, with an optional display name, trackers, peer addresses and web
 // seeds. The metadata itself comes from peers later (ut_metadata).
 
-import { normaliseIp } from "../tracker/ip_address.ts";
-import type { PeerAddress } from "../tracker/types.ts";
+import { normaliseIp } from "../net/ip.ts";
+import type { PeerAddress } from "../net/address.ts";
 import { toHex } from "./metainfo.ts";
 
 export interface MagnetLink {

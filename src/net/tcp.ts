@@ -1,7 +1,7 @@
 // TCP, the first transport: dialing bounded by an abort signal, and a
 // listener that yields each accepted connection as a stream.
 
-import type { PeerAddress } from "../tracker/types.ts";
+import { type PeerAddress, unmapIPv4 } from "./address.ts";
 import type { PeerStream, StreamListener } from "./transport.ts";
 
 /** Connects to host:port; rejects when the signal aborts first. */
@@ -25,9 +25,7 @@ class TcpStream implements PeerStream {
 
   constructor(private conn: Deno.TcpConn) {
     const { hostname, port } = conn.remoteAddr;
-    // A dual-stack socket names IPv4 peers as ::ffff:a.b.c.d.
-    const host = hostname.startsWith("::ffff:") ? hostname.slice(7) : hostname;
-    this.remote = { host, port };
+    this.remote = { host: unmapIPv4(hostname), port };
   }
 
   read(into: Uint8Array): Promise<number | null> {

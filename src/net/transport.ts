@@ -3,7 +3,7 @@
 // through this and nothing else, so that what carries the bytes (TCP now;
 // MSE/PE over a stream and uTP next) can change without touching them.
 
-import type { PeerAddress } from "../tracker/types.ts";
+import type { PeerAddress } from "./address.ts";
 
 /** What carries a stream. */
 export type TransportKind = "tcp" | "mse" | "utp";

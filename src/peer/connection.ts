@@ -12,7 +12,7 @@ import type { Bitfield } from "../pieces/bitfield.ts";
 import type { BlockRequest } from "../pieces/picker.ts";
 import { BencodeError } from "../bencode/types.ts";
 import type { PeerStream } from "../net/transport.ts";
-import type { PeerAddress } from "../tracker/types.ts";
+import { formatHostPort, type PeerAddress } from "../net/address.ts";
 import { type CloseCause, isProtocolError, PeerViolation } from "./faults.ts";
 import type { ConnectionOptions, PeerOwner } from "./peer_owner.ts";
 import { writeGreeting } from "./greeting.ts";
@@ -176,9 +176,7 @@ export class PeerConnection implements WireHandler {
   }
 
   get address(): string {
-    return this.host.includes(":")
-      ? `[${this.host}]:${this.port}`
-      : `${this.host}:${this.port}`;
+    return formatHostPort(this.host, this.port);
   }
 
   get fast(): boolean {

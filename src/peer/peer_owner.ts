@@ -3,7 +3,7 @@
 // and the connection's options.
 
 import type { Bandwidth } from "../swarm/bandwidth.ts";
-import type { PeerAddress } from "../tracker/types.ts";
+import type { PeerAddress } from "../net/address.ts";
 import type { PeerConnection } from "./connection.ts";
 import type { CloseCause } from "./faults.ts";
 import type { BlockSource } from "./upload_server.ts";

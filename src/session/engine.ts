@@ -20,7 +20,7 @@ import { Session } from "../session.ts";
 import { Bandwidth } from "../swarm/bandwidth.ts";
 import { type PeerReportRow, peerReportRows } from "../swarm/peer_report.ts";
 import type { TorrentStats } from "../torrent.ts";
-import type { PeerAddress } from "../tracker/types.ts";
+import type { PeerAddress } from "../net/address.ts";
 import { AnnouncePort } from "./announce_port.ts";
 import type {
   EngineEvent,

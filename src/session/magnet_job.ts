@@ -14,7 +14,7 @@ import type { HandedOverPeer } from "../metadata/metadata_peer.ts";
 import { MetadataFetcher } from "../metadata/fetcher.ts";
 import { PeerSources } from "../discovery/peer_sources.ts";
 import { Announcer } from "../tracker/announcer.ts";
-import type { PeerAddress } from "../tracker/types.ts";
+import type { PeerAddress } from "../net/address.ts";
 import { encodeExtensionHandshake } from "../wire/extension.ts";
 import { makePeerId, VERSION } from "../version.ts";
 import { reservedWith } from "../wire/handshake.ts";

@@ -15,4 +15,4 @@ export { TorrentFileError } from "../metainfo/metainfo.ts";
 export { StorageError } from "../storage/store.ts";
 export { formatPeerReport, type PeerReportRow } from "../swarm/peer_report.ts";
 export type { TorrentStats } from "../torrent.ts";
-export type { PeerAddress } from "../tracker/types.ts";
+export { parseHostPort, type PeerAddress } from "../net/address.ts";

@@ -16,7 +16,7 @@ import { loadOrCheck, resumePath, saveResume } from "../storage/resume.ts";
 import { PieceStore } from "../storage/store.ts";
 import type { Bandwidth } from "../swarm/bandwidth.ts";
 import { Torrent } from "../torrent.ts";
-import type { PeerAddress } from "../tracker/types.ts";
+import type { PeerAddress } from "../net/address.ts";
 import { makePeerId } from "../version.ts";
 import type { AnnouncePort } from "./announce_port.ts";
 import type {

@@ -5,7 +5,7 @@
 // run.
 
 import type { CloseCause } from "../peer/faults.ts";
-import type { PeerAddress } from "../tracker/types.ts";
+import { formatHostPort, type PeerAddress } from "../net/address.ts";
 import { newRating, type PeerRating, score } from "./rating.ts";
 
 export interface PeerRecord {
@@ -38,7 +38,7 @@ const MAX_BACKOFF_MS = 30 * 60_000;
 const MAX_KNOWN = 2000;
 
 export function addressKey(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  return formatHostPort(host, port);
 }
 
 export class Swarm {

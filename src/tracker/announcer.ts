@@ -20,8 +20,8 @@ import {
   type AnnounceEvent,
   type AnnounceRequest,
   type AnnounceResponse,
-  type PeerAddress,
 } from "./types.ts";
+import type { PeerAddress } from "../net/address.ts";
 
 export interface AnnouncerOptions {
   infoHash: Uint8Array;

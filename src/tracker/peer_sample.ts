@@ -11,8 +11,8 @@ import {
   formatIPv6,
   ipBytes,
   isDialableAddress,
-} from "./ip_address.ts";
-import type { PeerAddress } from "./types.ts";
+} from "../net/ip.ts";
+import type { PeerAddress } from "../net/address.ts";
 
 /** BEP 3: a tracker gives 50 peers when numwant is absent. */
 const DEFAULT_NUMWANT = 50;

@@ -1,12 +1,7 @@
 // Types shared by the HTTP (BEP 3) and UDP (BEP 15) announce clients and the
 // BEP 12 announcer.
 
-/** A peer as a tracker reported it. */
-export interface PeerAddress {
-  /** IPv4 dotted quad or IPv6 text; a v4-mapped IPv6 address is given as IPv4. */
-  host: string;
-  port: number;
-}
+import type { PeerAddress } from "../net/address.ts";
 
 /** BEP 3: "started", "completed" and "stopped"; "none" for a regular announce. */
 export type AnnounceEvent = "started" | "completed" | "stopped" | "none";

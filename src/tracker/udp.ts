@@ -7,7 +7,7 @@
 import dgram from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { normaliseIp } from "./ip_address.ts";
+import { normaliseIp } from "../net/ip.ts";
 import { peerLimit } from "./peer_sample.ts";
 import {
   decodeReply,

@@ -12,9 +12,9 @@ import {
   encodeCompactPeers,
   parseCompactPeers4,
   parseCompactPeers6,
-} from "../tracker/compact_peers.ts";
-import { ipBytes } from "../tracker/ip_address.ts";
-import type { PeerAddress } from "../tracker/types.ts";
+} from "../net/compact_peers.ts";
+import { ipBytes } from "../net/ip.ts";
+import type { PeerAddress } from "../net/address.ts";
 
 export const PEX_MAX_PEERS = 50;
 export const PEX_INTERVAL_MS = 60_000;

@@ -3,7 +3,7 @@
 // back what was written, decoded message by message.
 
 import type { PeerStream } from "../../src/net/transport.ts";
-import type { PeerAddress } from "../../src/tracker/types.ts";
+import type { PeerAddress } from "../../src/net/address.ts";
 import { OutBuffer } from "../../src/wire/messages.ts";
 import { type WireHandler, WireReader } from "../../src/wire/reader.ts";
 

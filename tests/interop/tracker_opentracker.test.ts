@@ -11,8 +11,8 @@ import type {
   AnnounceEvent,
   AnnounceRequest,
   AnnounceResponse,
-  PeerAddress,
 } from "../../src/tracker/types.ts";
+import type { PeerAddress } from "../../src/net/address.ts";
 
 const HTTP_HASH = "11".repeat(20);
 const UDP_HASH = "22".repeat(20);

@@ -9,9 +9,9 @@ import {
 import {
   type AnnounceRequest,
   type AnnounceResponse,
-  type PeerAddress,
   TrackerError,
 } from "../../src/tracker/types.ts";
+import type { PeerAddress } from "../../src/net/address.ts";
 import { FakeClock, settle } from "../helpers/fake_clock.ts";
 
 // --- scripted trackers: answers decided by the test, time by a FakeClock ---

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ipBytes, isDialableAddress } from "../../src/tracker/ip_address.ts";
+import { ipBytes, isDialableAddress } from "../../src/net/ip.ts";
 import { peerLimit, PeerSample } from "../../src/tracker/peer_sample.ts";
 
 Deno.test("peers kept of a reply: four times numwant, numwant at least BEP 3's default 50", () => {

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import {
   parseCompactPeers4,
   parseCompactPeers6,
-} from "../../src/tracker/compact_peers.ts";
-import { formatIPv6, normaliseIp } from "../../src/tracker/ip_address.ts";
+} from "../../src/net/compact_peers.ts";
+import { formatIPv6, normaliseIp } from "../../src/net/ip.ts";
 
 Deno.test("compact IPv4 peers: 6 bytes each, port big-endian, port 0 dropped", () => {
   const bytes = new Uint8Array([

@@ -3,8 +3,8 @@
 // order. Peers with port 0 cannot be dialled and are dropped. Tracker replies,
 // which can list thousands, are read into a bounded sample (peer_sample.ts).
 
-import { formatIPv4, formatIPv6, ipBytes } from "./ip_address.ts";
-import type { PeerAddress } from "./types.ts";
+import { formatIPv4, formatIPv6, ipBytes } from "./ip.ts";
+import type { PeerAddress } from "./address.ts";
 
 /** Peers from 6-byte entries; undefined if the length is not a multiple of 6. */
 export function parseCompactPeers4(
