@@ -16,6 +16,7 @@ import {
   type PeerAddress,
 } from "../net/address.ts";
 import { isIP, isIPv4 } from "node:net";
+import { type Clock, systemClock, type Timer } from "../net/clock.ts";
 import {
   ipv4Bytes,
   isLoopbackHost,
@@ -65,6 +66,8 @@ export interface DhtNodeOptions {
   queryTimeoutMs?: number;
   /** Host name to IPv4 address (undefined: unknown); the system resolver unless given (tests). */
   resolve?: (host: string) => Promise<string | undefined>;
+  /** The query timeouts, the reply budget and the maintenance rounds run on it; the system clock unless given (tests). */
+  clock?: Clock;
 }
 
 export interface DhtStats {
@@ -108,7 +111,8 @@ export class DhtNode {
   readonly #loopbackBound: boolean;
   #socket!: KrpcSocket;
   #bootstrapped: Promise<void> = Promise.resolve();
-  #maintenanceTimer?: ReturnType<typeof setInterval>;
+  readonly #clock: Clock;
+  #maintenanceTimer?: Timer;
   #queriesAnswered = 0;
   #closed = false;
 
@@ -117,6 +121,7 @@ export class DhtNode {
     readonly options: DhtNodeOptions,
   ) {
     this.#table = new RoutingTable(id);
+    this.#clock = options.clock ?? systemClock;
     this.#loopbackBound = isLoopbackHost(options.host);
   }
 
@@ -136,6 +141,7 @@ export class DhtNode {
       maxPending: MAX_PENDING,
       onQuery: (query) => node.#answer(query),
       log: options.log,
+      clock: node.#clock,
     });
     options.log(
       `DHT: node ${nodeIdHex(node.id).slice(0, 8)}… on UDP port ${node.port}, ${
@@ -143,11 +149,7 @@ export class DhtNode {
       } saved nodes`,
     );
     node.#bootstrapped = node.#bootstrap(node.#loaded);
-    node.#maintenanceTimer = setInterval(
-      () => node.#maintain(),
-      MAINTAIN_EVERY_MS,
-    );
-    Deno.unrefTimer(Number(node.#maintenanceTimer));
+    node.#scheduleMaintenance();
     return node;
   }
 
@@ -231,7 +233,7 @@ export class DhtNode {
     if (this.#closed) return;
     this.#closed = true;
     this.#closing.resolve();
-    clearInterval(this.#maintenanceTimer);
+    this.#clock.clearTimer(this.#maintenanceTimer);
     await this.#socket.close();
     await this.#bootstrapped;
     await Promise.all(this.#background);
@@ -461,6 +463,14 @@ export class DhtNode {
       return encodeError(incoming.t, answer.error.code, answer.error.message);
     }
     return encodeResponse(incoming.t, answer.reply, from);
+  }
+
+  /** A maintenance round every MAINTAIN_EVERY_MS until close(). */
+  #scheduleMaintenance(): void {
+    this.#maintenanceTimer = this.#clock.setTimer(() => {
+      this.#scheduleMaintenance();
+      this.#maintain();
+    }, MAINTAIN_EVERY_MS);
   }
 
   /** BEP 5 refresh: stale buckets get a find_node; questionable nodes get a ping. */

@@ -14,6 +14,7 @@ import { randomFillSync } from "node:crypto";
 import dgram from "node:dgram";
 import { toHex } from "../metainfo/metainfo.ts";
 import { formatHostPort, type PeerAddress } from "../net/address.ts";
+import { type Clock, systemClock, type Timer } from "../net/clock.ts";
 import {
   decodeKrpc,
   encodeError,
@@ -51,6 +52,8 @@ export interface KrpcSocketOptions {
   log: (line: string) => void;
   /** DEFAULT_QUERY_LIMITS unless given. */
   queryLimits?: QueryLimits;
+  /** The query timeouts and the reply budget run on it; the system clock unless given (tests). */
+  clock?: Clock;
 }
 
 /** 4 random bytes: 2^32 values to guess, still short (BEP 5 suggests 2 characters). */
@@ -69,13 +72,14 @@ const DICT_END = 0x65;
 
 interface Pending {
   resolve: (outcome: QueryOutcome) => void;
-  timer: ReturnType<typeof setTimeout>;
+  timer: Timer;
 }
 
 export class KrpcSocket {
   #malformed = 0;
   #rateLimited = 0;
   readonly #limiter: QueryLimiter;
+  readonly #clock: Clock;
   /** "transaction hex@host:port" -> the query waiting for it. */
   readonly #pending = new Map<string, Pending>();
   readonly #loggedOnce = new Set<string>();
@@ -86,7 +90,9 @@ export class KrpcSocket {
     readonly port: number,
     readonly options: KrpcSocketOptions,
   ) {
-    this.#limiter = new QueryLimiter(options.queryLimits);
+    const clock = options.clock ?? systemClock;
+    this.#clock = clock;
+    this.#limiter = new QueryLimiter(options.queryLimits, () => clock.now());
     // a view, not a copy: decoding copies what outlives the datagram (ids, tokens)
     socket.on("message", (msg, rinfo) =>
       this.#onDatagram(
@@ -140,7 +146,7 @@ export class KrpcSocket {
     const t = transactionId((t) => this.#pending.has(pendingKey(t, to)));
     const key = pendingKey(t, to);
     const { promise, resolve } = Promise.withResolvers<QueryOutcome>();
-    const timer = setTimeout(() => {
+    const timer = this.#clock.setTimer(() => {
       this.#pending.delete(key);
       resolve({ kind: "timeout" });
     }, this.options.queryTimeoutMs);
@@ -161,7 +167,7 @@ export class KrpcSocket {
     if (this.#closed) return;
     this.#closed = true;
     for (const pending of this.#pending.values()) {
-      clearTimeout(pending.timer);
+      this.#clock.clearTimer(pending.timer);
       pending.resolve({ kind: "timeout" });
     }
     this.#pending.clear();
@@ -212,7 +218,7 @@ export class KrpcSocket {
     const pending = this.#pending.get(key);
     if (!pending) return; // late, or not ours: nothing to match it with
     this.#pending.delete(key);
-    clearTimeout(pending.timer);
+    this.#clock.clearTimer(pending.timer);
     pending.resolve(
       message.type === "response"
         ? { kind: "reply", reply: message.reply, ip: message.ip }

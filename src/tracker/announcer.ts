@@ -13,7 +13,7 @@
 // the trackers after it are tried.
 
 import { announceToTracker, type TrackerAnnounceOptions } from "./announce.ts";
-import { type Clock, systemClock, type Timer } from "./clock.ts";
+import { type Clock, systemClock, type Timer } from "../net/clock.ts";
 import { peerLimit } from "./peer_sample.ts";
 import { UdpConnectionCache } from "./udp.ts";
 import {

@@ -1,7 +1,7 @@
 // A clock for unit tests: time moves only when the test says, and timers fire
 // in time order as it moves, so that timing logic is tested without waiting.
 
-import type { Clock, Timer } from "../../src/tracker/clock.ts";
+import type { Clock, Timer } from "../../src/net/clock.ts";
 
 export class FakeClock implements Clock {
   #now = 0;
@@ -25,6 +25,11 @@ export class FakeClock implements Clock {
   /** Timers still set. */
   get pending(): number {
     return this.#timers.size;
+  }
+
+  /** When the timers still set are due, soonest first: the schedule a test asserts. */
+  get dueTimes(): number[] {
+    return [...this.#timers.values()].map((t) => t.at).sort((a, b) => a - b);
   }
 
   /** Moves time forward by `ms`, firing due timers in order and letting the work they start settle. */

@@ -1,16 +1,33 @@
-// The KRPC socket's defences: answers within a per-IP and a global budget (QueryLimiter),
-// random transaction ids, and datagrams from port 0 dropped before anything is sent.
+// The KRPC socket: query timeouts on its clock, answers within a per-IP and a global
+// budget (QueryLimiter), random transaction ids, and datagrams from port 0 dropped before
+// anything is sent. The sockets are real (on 127.0.0.1); time is a FakeClock, so that
+// nothing here depends on how fast a loaded machine runs.
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import dgram from "node:dgram";
 import { decodeKrpc, encodeQuery, encodeResponse } from "../../src/dht/krpc.ts";
-import { KrpcSocket, transactionId } from "../../src/dht/krpc_socket.ts";
+import {
+  KrpcSocket,
+  type QueryOutcome,
+  transactionId,
+} from "../../src/dht/krpc_socket.ts";
 import { randomNodeId } from "../../src/dht/node_id.ts";
 import { QueryLimiter } from "../../src/dht/query_limiter.ts";
 import { DhtNode } from "../../src/dht/dht_node.ts";
+import { FakeClock } from "../helpers/fake_clock.ts";
 
 const ascii = new TextEncoder();
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+/** Waits for datagrams to arrive: a bound on I/O, not on any timing under test. */
+async function until(what: string, condition: () => boolean) {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 Deno.test("QueryLimiter: a burst per IP, then its rate; a global budget; a bounded IP map", () => {
   const clock = { now: 0 };
@@ -54,45 +71,123 @@ async function client() {
   };
 }
 
-Deno.test("a flood of queries from one IP gets 20 answers, the rest dropped and counted", async () => {
+Deno.test("a flood of queries from one IP gets the burst of 20 answers, then 5 a second; the rest dropped, counted and unanswered", async () => {
+  const clock = new FakeClock();
   const node = await DhtNode.start({
     host: "127.0.0.1",
     port: 0,
     bootstrap: [],
     stateFile: null,
     log: () => {},
-    queryTimeoutMs: 200,
+    clock,
   });
   const peer = await client();
+  const ping = (t: string) =>
+    peer.socket.send(
+      encodeQuery(ascii.encode(t), { method: "ping", id: randomNodeId() }),
+      node.port,
+      "127.0.0.1",
+    );
+  const counted = () => node.stats().queriesAnswered + node.stats().rateLimited;
+  const answered = () =>
+    peer.replies.map((r) => decodeKrpc(r)).filter((m) => m.type === "response")
+      .map((m) => text(m.t));
   try {
-    for (let i = 0; i < 60; i++) {
-      const t = ascii.encode(`q${i}`);
-      peer.socket.send(
-        encodeQuery(t, { method: "ping", id: randomNodeId() }),
-        node.port,
-        "127.0.0.1",
-      );
-    }
-    const deadline = Date.now() + 5000;
-    while (node.stats().queriesAnswered + node.stats().rateLimited < 60) {
-      assert.ok(Date.now() < deadline, JSON.stringify(node.stats()));
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    const { queriesAnswered, rateLimited } = node.stats();
-    // the burst, plus what trickled in at 5 a second meanwhile
-    assert.ok(
-      queriesAnswered >= 20 && queriesAnswered <= 25,
-      `${queriesAnswered}`,
-    );
-    assert.equal(rateLimited, 60 - queriesAnswered);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const responses = peer.replies.filter((r) =>
-      decodeKrpc(r).type === "response"
-    );
-    assert.equal(responses.length, queriesAnswered, "dropped means no answer");
+    for (let i = 0; i < 60; i++) ping(`q${i}`);
+    await until("60 queries counted", () => counted() === 60);
+    assert.equal(node.stats().queriesAnswered, 20, "the burst");
+    assert.equal(node.stats().rateLimited, 40);
+
+    await clock.advance(1000);
+    for (let i = 0; i < 10; i++) ping(`r${i}`);
+    await until("70 queries counted", () => counted() === 70);
+    assert.equal(node.stats().queriesAnswered, 25, "5 more a second later");
+    assert.equal(node.stats().rateLimited, 45);
+
+    // One more token in 200 ms; its answer comes after any the dropped ones got.
+    await clock.advance(200);
+    ping("last");
+    await until("the last answer", () => answered().includes("last"));
+    await until("every answer", () => answered().length >= 26);
+    // Which queries of a batch got the tokens is the order they arrived in
+    // (node:dgram in Deno sends a burst from one tick last first).
+    const batch = (prefix: string) =>
+      new Set(answered().filter((t) => t.startsWith(prefix)));
+    assert.equal(batch("q").size, 20);
+    assert.equal(batch("r").size, 5);
+    assert.equal(answered().length, 26, "dropped: no answer");
   } finally {
     await peer.close();
     await node.close();
+  }
+  assert.equal(clock.pending, 0, "no timer left after close");
+});
+
+Deno.test("a query times out when queryTimeoutMs has passed on the clock, not before; an answer or close() ends it first", async () => {
+  const clock = new FakeClock();
+  const peer = await client();
+  /** Transaction id of each query the peer got, answered only when `answer` is set. */
+  const asked: Uint8Array[] = [];
+  let answer = false;
+  peer.socket.on("message", (msg, from) => {
+    const message = decodeKrpc(new Uint8Array(msg));
+    if (message.type !== "query") return;
+    asked.push(message.t);
+    if (!answer) return;
+    peer.socket.send(
+      encodeResponse(message.t, { id: randomNodeId() }),
+      from.port,
+      from.address,
+    );
+  });
+  const socket = await KrpcSocket.bind({
+    host: "127.0.0.1",
+    port: 0,
+    queryTimeoutMs: 3000,
+    maxPending: 2,
+    onQuery: () => undefined,
+    log: () => {},
+    clock,
+  });
+  const to = { host: "127.0.0.1", port: peer.socket.address().port };
+  const query = () => {
+    const outcome: { value?: QueryOutcome } = {};
+    socket.query(to, { method: "ping", id: randomNodeId() }).then((o) =>
+      outcome.value = o
+    );
+    return outcome;
+  };
+  try {
+    const silent = query();
+    await until("the first query", () => asked.length === 1);
+    assert.deepEqual(clock.dueTimes, [3000]);
+    await clock.advance(2999);
+    assert.equal(silent.value, undefined);
+    assert.equal(socket.pendingCount, 1);
+    await clock.advance(1);
+    assert.deepEqual(silent.value, { kind: "timeout" });
+    assert.equal(socket.pendingCount, 0);
+
+    answer = true;
+    const answered = query();
+    await until("the answer", () => answered.value !== undefined);
+    assert.equal(answered.value?.kind, "reply");
+    assert.equal(clock.pending, 0, "the answer cleared its timeout");
+
+    answer = false;
+    const open = [query(), query()];
+    await until("two more queries", () => asked.length === 4);
+    assert.deepEqual(clock.dueTimes, [6000, 6000]);
+    const busy = query();
+    await clock.advance(0);
+    assert.deepEqual(busy.value, { kind: "busy" }, "maxPending outstanding");
+    await socket.close();
+    await clock.advance(0);
+    assert.deepEqual(open.map((o) => o.value?.kind), ["timeout", "timeout"]);
+    assert.equal(clock.pending, 0, "close() cleared the timeouts");
+  } finally {
+    await socket.close();
+    await peer.close();
   }
 });
 
@@ -121,7 +216,7 @@ Deno.test("transaction ids are 4 random bytes, drawn again when taken", async ()
   const socket = await KrpcSocket.bind({
     host: "127.0.0.1",
     port: 0,
-    queryTimeoutMs: 1000,
+    queryTimeoutMs: 10_000, // a bound on loopback I/O only
     maxPending: 16,
     onQuery: () => undefined,
     log: () => {},

@@ -1,5 +1,7 @@
-// The time and timers the announcer runs on: the system's in use, a fake one in
-// unit tests, so that its timing logic is tested without waiting.
+// The time and timers that the layers with timing logic run on (the tracker
+// announcer, the DHT socket and node, the port mapper and its clients, local
+// discovery): the system's in use, a fake one in unit tests, so that their
+// timing logic is tested without waiting.
 
 /** A timer handle, opaque to its user. */
 export type Timer = unknown;
@@ -25,3 +27,16 @@ export const systemClock: Clock = {
   clearTimer: (timer) =>
     clearTimeout(timer as ReturnType<typeof setTimeout> | undefined),
 };
+
+/** AbortSignal.timeout on a clock; `cancel` stops its timer. */
+export function clockTimeout(
+  clock: Clock,
+  ms: number,
+): { signal: AbortSignal; cancel: () => void } {
+  const controller = new AbortController();
+  const timer = clock.setTimer(
+    () => controller.abort(new DOMException("timed out", "TimeoutError")),
+    ms,
+  );
+  return { signal: controller.signal, cancel: () => clock.clearTimer(timer) };
+}
