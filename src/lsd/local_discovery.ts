@@ -17,6 +17,7 @@
 
 import dgram from "node:dgram";
 import { randomBytes } from "node:crypto";
+import { type Clock, systemClock, type Timer } from "../net/clock.ts";
 import { normaliseIp } from "../net/ip.ts";
 import {
   encodeLsdAnnounce,
@@ -56,6 +57,8 @@ export interface LocalDiscoveryOptions {
   minAnnounceGapMs?: number;
   /** Delays of the repeats of each announce; default [2000, 4000], [] for none. */
   repeatDelaysMs?: number[];
+  /** The announce schedule runs on it; the system clock unless given (tests). */
+  clock?: Clock;
 }
 
 export interface LocalDiscoveryStats {
@@ -84,16 +87,17 @@ export class LocalDiscovery {
   };
   readonly #socket: dgram.Socket;
   readonly #options: LocalDiscoveryOptions;
+  readonly #clock: Clock;
   readonly #group: { host: string; port: number };
   readonly #hostHeader: string;
   /** Lowercase hex, as libtorrent sends it; compared case-insensitively. */
   readonly #cookie = randomBytes(4).readUInt32BE(0).toString(16);
   /** Our info-hashes (lowercase hex) and when each was last announced. */
   readonly #torrents = new Map<string, number>();
-  readonly #timer: ReturnType<typeof setInterval>;
+  #timer: Timer;
   readonly #sends = new Set<Promise<void>>();
   /** Pending repeats of the last announce of each torrent. */
-  readonly #repeats = new Map<string, ReturnType<typeof setTimeout>[]>();
+  readonly #repeats = new Map<string, Timer[]>();
   #loggedMalformed = false;
   #loggedSendError = false;
   #closed = false;
@@ -101,15 +105,11 @@ export class LocalDiscovery {
   private constructor(socket: dgram.Socket, options: LocalDiscoveryOptions) {
     this.#socket = socket;
     this.#options = options;
+    this.#clock = options.clock ?? systemClock;
     this.#group = options.group ?? LSD_GROUP_IPV4;
     this.#hostHeader = `${this.#group.host}:${this.#group.port}`;
     socket.on("message", (msg, from) => this.#receive(msg, from.address));
-    // Checking once per minimum gap is fine-grained enough for a 5 min cycle.
-    this.#timer = setInterval(
-      () => this.#announceDue(),
-      Math.min(this.#minGap, this.#interval),
-    );
-    Deno.unrefTimer(Number(this.#timer));
+    this.#timer = this.#scheduleCheck();
   }
 
   /** Binds the LSD port (shared with other clients on this host) and joins the group. */
@@ -185,7 +185,7 @@ export class LocalDiscovery {
   announceNow(infoHashHex: string): boolean {
     const key = infoHashHex.toLowerCase();
     const last = this.#torrents.get(key);
-    const now = performance.now();
+    const now = this.#clock.now();
     if (this.#closed || last === undefined || now - last < this.#minGap) {
       return false;
     }
@@ -193,13 +193,10 @@ export class LocalDiscovery {
     this.#cancelRepeats(key);
     this.#send(key);
     const repeats = (this.#options.repeatDelaysMs ?? REPEAT_DELAYS_MS).map(
-      (delay) => {
-        const timer = setTimeout(() => {
+      (delay) =>
+        this.#clock.setTimer(() => {
           if (!this.#closed) this.#send(key);
-        }, delay);
-        Deno.unrefTimer(Number(timer));
-        return timer;
-      },
+        }, delay),
     );
     if (repeats.length > 0) this.#repeats.set(key, repeats);
     return true;
@@ -208,7 +205,7 @@ export class LocalDiscovery {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
+    this.#clock.clearTimer(this.#timer);
     for (const key of [...this.#repeats.keys()]) this.#cancelRepeats(key);
     await Promise.all(this.#sends);
     await new Promise<void>((resolve) => this.#socket.close(() => resolve()));
@@ -222,15 +219,25 @@ export class LocalDiscovery {
     return this.#options.minAnnounceGapMs ?? MIN_ANNOUNCE_GAP_MS;
   }
 
+  /** Checking once per minimum gap is fine-grained enough for a 5 min cycle. */
+  #scheduleCheck(): Timer {
+    return this.#clock.setTimer(() => {
+      this.#timer = this.#scheduleCheck();
+      this.#announceDue();
+    }, Math.min(this.#minGap, this.#interval));
+  }
+
   #announceDue(): void {
-    const now = performance.now();
+    const now = this.#clock.now();
     for (const [key, last] of this.#torrents) {
       if (now - last >= this.#interval) this.announceNow(key);
     }
   }
 
   #cancelRepeats(key: string): void {
-    for (const timer of this.#repeats.get(key) ?? []) clearTimeout(timer);
+    for (const timer of this.#repeats.get(key) ?? []) {
+      this.#clock.clearTimer(timer);
+    }
     this.#repeats.delete(key);
   }
 

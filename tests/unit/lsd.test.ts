@@ -1,3 +1,8 @@
+// BEP 14 local discovery: the announce codec, and LocalDiscovery on real
+// sockets on 127.0.0.1 with its schedule on a FakeClock (announce at once,
+// repeats after 2 and 4 s, the interval, the once-a-gap rule), so that no
+// test waits for time to pass.
+
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import {
@@ -7,12 +12,14 @@ import {
   parseLsdAnnounce,
 } from "../../src/lsd/lsd_message.ts";
 import { LocalDiscovery } from "../../src/lsd/local_discovery.ts";
+import { FakeClock } from "../helpers/fake_clock.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 
 const HASH_A = "6309dca413a3f80c0bbb33ff8398acdb524cd703";
 const HASH_B = "e8523f31975ed2ad0415946e553aa6efcecb80c5";
+const HASH_C = "7309dca413a3f80c0bbb33ff8398acdb524cd703";
 
 // A datagram libtorrent 2.0.8 sent, captured in a network namespace.
 const LIBTORRENT_ANNOUNCE = "BT-SEARCH * HTTP/1.1\r\n" +
@@ -124,8 +131,9 @@ async function udpProbe(reflect = false) {
   };
 }
 
-async function until(what: string, condition: () => boolean, ms = 3000) {
-  const deadline = performance.now() + ms;
+/** Waits for datagrams to arrive: a bound on I/O, not on the schedule under test. */
+async function until(what: string, condition: () => boolean) {
+  const deadline = performance.now() + 10_000;
   while (!condition()) {
     if (performance.now() > deadline) assert.fail(`timed out: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -133,7 +141,10 @@ async function until(what: string, condition: () => boolean, ms = 3000) {
 }
 
 Deno.test("LocalDiscovery: announces when added, then on its interval, at most once per gap", async () => {
+  const clock = new FakeClock();
   const group = await udpProbe();
+  const hashes = () =>
+    group.received.map((d) => announceOf(ascii(d)).infoHashes);
   const lsd = await LocalDiscovery.start({
     listenPort: 6881,
     log: () => {},
@@ -143,9 +154,9 @@ Deno.test("LocalDiscovery: announces when added, then on its interval, at most o
     announceIntervalMs: 400,
     minAnnounceGapMs: 150,
     repeatDelaysMs: [], // counted one datagram an announce here; repeats: below
+    clock,
   });
   try {
-    const started = performance.now();
     lsd.add(HASH_A.toUpperCase());
     await until("first announce", () => group.received.length === 1);
     const first = announceOf(ascii(group.received[0]));
@@ -157,26 +168,35 @@ Deno.test("LocalDiscovery: announces when added, then on its interval, at most o
     assert.equal(lsd.announceNow(HASH_A), false, "within the minimum gap");
     lsd.add(HASH_A); // already known: no second announce
     assert.equal(lsd.announceNow(HASH_B), false, "not one of ours");
+    // The due check runs once per gap: at 150 and 300 A is not due.
+    assert.deepEqual(clock.dueTimes, [150]);
+    await clock.advance(449);
+    // B announced at once; had A gone out at 150 or 300, it would be before.
+    lsd.add(HASH_B);
+    await until("B's announce", () => group.received.length === 2);
+    assert.deepEqual(hashes(), [[HASH_A], [HASH_B]]);
+    await clock.advance(1); // 450: the first check at least 400 after A's
+    await until("periodic announce", () => group.received.length === 3);
+    assert.deepEqual(hashes()[2], [HASH_A]);
 
-    await until("periodic announce", () => group.received.length === 2);
-    const gap = performance.now() - started;
-    assert.ok(gap >= 390, `periodic announce after ${gap} ms, before 400`);
-    await new Promise((resolve) => setTimeout(resolve, 160));
+    await clock.advance(149);
+    assert.equal(lsd.announceNow(HASH_A), false, "149 ms after the last");
+    await clock.advance(1);
     assert.equal(lsd.announceNow(HASH_A), true, "the gap has passed");
-    await until("announce on request", () => group.received.length === 3);
+    await until("announce on request", () => group.received.length === 4);
+    assert.deepEqual(hashes()[3], [HASH_A]);
 
     lsd.remove(HASH_A);
     assert.equal(lsd.announceNow(HASH_A), false, "removed");
-    assert.equal(lsd.stats.announcesSent, 3);
+    await until("four sent", () => lsd.stats.announcesSent === 4);
     assert.equal(lsd.stats.sendErrors, 0);
   } finally {
     await lsd.close();
     await lsd.close(); // idempotent
     await group.close();
   }
-  const after = group.received.length;
+  assert.equal(clock.pending, 0, "close stops the schedule");
   assert.equal(lsd.announceNow(HASH_A), false, "closed");
-  assert.equal(group.received.length, after);
 });
 
 Deno.test("LocalDiscovery: reports other clients' announces for our torrents only; own and garbage are counted", async () => {
@@ -192,6 +212,7 @@ Deno.test("LocalDiscovery: reports other clients' announces for our torrents onl
     onPeer: (hash, host, port) => peers.push(`${hash} ${host}:${port}`),
     group: { host: "127.0.0.1", port: group.port },
     bindPort: 0,
+    clock: new FakeClock(),
   });
   try {
     lsd.add(HASH_A);
@@ -259,38 +280,53 @@ Deno.test("lsd: announces are taken from local-network addresses only", () => {
   }
 });
 
-Deno.test("LocalDiscovery: each announce is repeated twice (one lost datagram costs no 5 minutes), within the once-a-gap rule", async () => {
+Deno.test("LocalDiscovery: each announce is repeated after 2 and 4 s (one lost datagram costs no 5 minutes), within the once-a-gap rule", async () => {
+  const clock = new FakeClock();
   const group = await udpProbe();
+  const hashes = () =>
+    group.received.map((d) => announceOf(ascii(d)).infoHashes);
   const lsd = await LocalDiscovery.start({
     listenPort: 6881,
     log: () => {},
     onPeer: () => {},
     group: { host: "127.0.0.1", port: group.port },
     bindPort: 0,
-    minAnnounceGapMs: 1000,
-    repeatDelaysMs: [60, 120],
+    clock, // the defaults: repeats after 2 and 4 s, a gap of 1 min, every 5 min
   });
+  /** Each datagram's arrival on the clock. */
+  const arrivals: number[] = [];
+  group.socket.on("message", () => arrivals.push(clock.now()));
   try {
     lsd.add(HASH_A);
-    await until("announce and two repeats", () => group.received.length === 3);
+    await until("the announce", () => group.received.length === 1);
+    assert.deepEqual(clock.dueTimes, [2000, 4000, 60_000]);
+    await clock.advance(2000);
+    await until("the first repeat", () => group.received.length === 2);
+    await clock.advance(2000);
+    await until("the second repeat", () => group.received.length === 3);
+    assert.deepEqual(arrivals, [0, 2000, 4000]);
     assert.ok(group.received.every((d) => d === group.received[0]));
     assert.equal(
       lsd.announceNow(HASH_A),
       false,
       "the repeats were one announce",
     );
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    assert.equal(group.received.length, 3);
+    assert.deepEqual(clock.dueTimes, [60_000]);
+
     // removing a torrent cancels its pending repeats
     lsd.add(HASH_B);
+    assert.deepEqual(clock.dueTimes, [6000, 8000, 60_000]);
     lsd.remove(HASH_B);
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    assert.equal(group.received.length, 4);
-    // so does close (the test sanitizers check that no timer is left)
-    lsd.add(HASH_B);
-    await until("fifth", () => group.received.length === 5);
+    assert.deepEqual(clock.dueTimes, [60_000]);
+    await clock.advance(4000);
+    // a repeat of B at 6000 or 8000 would arrive before this announce of C
+    lsd.add(HASH_C);
+    await until("the announce of C", () => group.received.length === 5);
+    assert.deepEqual(hashes().slice(3), [[HASH_B], [HASH_C]]);
+    // and close cancels C's (the clock has no timer left)
   } finally {
     await lsd.close();
     await group.close();
   }
+  assert.equal(clock.pending, 0);
 });
