@@ -6,6 +6,7 @@
 // are ignored: anyone on the LAN can send us a datagram.
 
 import dgram from "node:dgram";
+import type { Clock, Timer } from "../net/clock.ts";
 
 export class GatewaySocket {
   readonly #socket: dgram.Socket;
@@ -19,6 +20,7 @@ export class GatewaySocket {
     readonly gateway: string,
     readonly port: number,
     socket: dgram.Socket,
+    private readonly clock: Clock,
   ) {
     this.#socket = socket;
     socket.on("message", (msg, rinfo) => {
@@ -39,7 +41,12 @@ export class GatewaySocket {
     return this.#heard;
   }
 
-  static async open(gateway: string, port: number): Promise<GatewaySocket> {
+  /** The retransmit waits run on `clock`. */
+  static async open(
+    gateway: string,
+    port: number,
+    clock: Clock,
+  ): Promise<GatewaySocket> {
     const socket = dgram.createSocket({
       type: "udp4",
       // Deno's node:dgram reads each datagram into a new buffer of this
@@ -53,7 +60,7 @@ export class GatewaySocket {
         resolve();
       });
     });
-    return new GatewaySocket(gateway, port, socket);
+    return new GatewaySocket(gateway, port, socket, clock);
   }
 
   /**
@@ -70,9 +77,9 @@ export class GatewaySocket {
     if (this.#closed || signal.aborted) return Promise.resolve(undefined);
     const { promise, resolve } = Promise.withResolvers<T | undefined>();
     let attempt = 0;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: Timer | undefined;
     const finish = (value: T | undefined) => {
-      clearTimeout(timer);
+      this.clock.clearTimer(timer);
       this.#waiters.delete(onReply);
       this.#cancels.delete(onAbort);
       signal.removeEventListener("abort", onAbort);
@@ -86,7 +93,7 @@ export class GatewaySocket {
     const send = () => {
       if (attempt >= waitsMs.length) return finish(undefined);
       this.#socket.send(packet, this.port, this.gateway, () => {});
-      timer = setTimeout(send, waitsMs[attempt++]);
+      timer = this.clock.setTimer(send, waitsMs[attempt++]);
     };
     this.#waiters.add(onReply);
     this.#cancels.add(onAbort);

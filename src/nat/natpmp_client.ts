@@ -2,6 +2,7 @@
 // port (§3.3), renewed by the same request, deleted with lifetime 0 (§3.4).
 // Every answer's epoch is checked for a gateway restart (§3.6).
 
+import type { Clock } from "../net/clock.ts";
 import { EpochWatch } from "./epoch.ts";
 import { doublingWaits, type GatewaySocket } from "./gateway_socket.ts";
 import {
@@ -32,6 +33,8 @@ export class NatPmpClient implements MappingClient {
     readonly gateway: string,
     private readonly socket: GatewaySocket,
     private readonly report: ReportProblem,
+    /** Our side of the epoch check (§3.6). */
+    private readonly clock: Clock,
   ) {}
 
   async map(
@@ -141,7 +144,7 @@ export class NatPmpClient implements MappingClient {
     if (!response) {
       throw new PortMappingError(`no NAT-PMP answer from ${this.gateway}`);
     }
-    const restarted = this.#epoch.lostState(response.epoch, performance.now());
+    const restarted = this.#epoch.lostState(response.epoch, this.clock.now());
     if (response.resultCode !== 0) {
       throw new PortMappingError(
         `${this.gateway} answered ${natPmpResultName(response.resultCode)}`,

@@ -5,6 +5,7 @@
 // server restart (§8.5). A NAT-PMP-only gateway answers with version 0 (§9):
 // the caller then falls back to NAT-PMP.
 
+import type { Clock } from "../net/clock.ts";
 import { EpochWatch } from "./epoch.ts";
 import { doublingWaits, type GatewaySocket } from "./gateway_socket.ts";
 import {
@@ -48,6 +49,8 @@ export class PcpClient implements MappingClient {
     readonly clientAddress: string,
     private readonly socket: GatewaySocket,
     private readonly report: ReportProblem,
+    /** Our side of the epoch check (§8.5). */
+    private readonly clock: Clock,
   ) {}
 
   async map(
@@ -171,7 +174,7 @@ export class PcpClient implements MappingClient {
         `${this.gateway} answered ${pcpResultName(reply.resultCode)}`,
       );
     }
-    const restarted = this.#epoch.lostState(reply.epoch, performance.now());
+    const restarted = this.#epoch.lostState(reply.epoch, this.clock.now());
     if (reply.resultCode !== 0) {
       throw new PortMappingError(
         `${this.gateway} answered ${pcpResultName(reply.resultCode)}`,

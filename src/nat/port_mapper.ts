@@ -7,6 +7,12 @@
 // mapped port is known or moves (ready(timeoutMs) bounds a wait for it); what
 // the gateway says is logged once and never stops the download. See NOTES.md.
 
+import {
+  type Clock,
+  clockTimeout,
+  systemClock,
+  type Timer,
+} from "../net/clock.ts";
 import { GatewaySocket } from "./gateway_socket.ts";
 import { NatPmpClient } from "./natpmp_client.ts";
 import { PcpClient } from "./pcp_client.ts";
@@ -52,6 +58,10 @@ export interface PortMapperOptions {
   onExternalPort?: (mapped: MappedPort) => void;
   /** Where the SSDP search goes: the multicast group; tests use a unicast address. */
   ssdpTarget?: SsdpTarget;
+  /** Every wait (retransmits, renewals, timeouts) runs on it; the system clock unless given (tests). */
+  clock?: Clock;
+  /** Numbers in [0, 1), for the port tried when UPnP reports a conflict; Math.random unless given (tests). */
+  random?: () => number;
 }
 
 /** The mapping that announces should carry. */
@@ -82,13 +92,11 @@ const MIN_RENEWAL_MS = 2000;
 
 export class PortMapper {
   readonly #options: PortMapperOptions;
+  readonly #clock: Clock;
   readonly #abort = new AbortController();
   readonly #ready = Promise.withResolvers<MappedPort | null>();
   readonly #leases = new Map<TransportProtocol, Lease>();
-  readonly #renewals = new Map<
-    TransportProtocol,
-    ReturnType<typeof setTimeout>
-  >();
+  readonly #renewals = new Map<TransportProtocol, Timer>();
   /** Operations in progress, awaited by close(). */
   readonly #work = new Set<Promise<void>>();
   readonly #logged = new Set<string>();
@@ -98,6 +106,7 @@ export class PortMapper {
   #closeDeadline: AbortSignal | null = null;
   private constructor(options: PortMapperOptions) {
     this.#options = options;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Starts mapping in the background; ready() tells how it went. */
@@ -112,14 +121,14 @@ export class PortMapper {
    * (mapping goes on in the background, and a later success is logged).
    */
   async ready(timeoutMs: number): Promise<MappedPort | null> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: Timer | undefined;
     const late = new Promise<null>((resolve) => {
-      timer = setTimeout(() => resolve(null), timeoutMs);
+      timer = this.#clock.setTimer(() => resolve(null), timeoutMs);
     });
     try {
       return await Promise.race([this.#ready.promise, late]);
     } finally {
-      clearTimeout(timer);
+      this.#clock.clearTimer(timer);
     }
   }
 
@@ -131,9 +140,18 @@ export class PortMapper {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const deadline = AbortSignal.timeout(CLOSE_BUDGET_MS);
-    this.#closeDeadline = deadline;
-    for (const timer of this.#renewals.values()) clearTimeout(timer);
+    const budget = clockTimeout(this.#clock, CLOSE_BUDGET_MS);
+    this.#closeDeadline = budget.signal;
+    try {
+      await this.#stop(budget.signal);
+    } finally {
+      budget.cancel();
+    }
+  }
+
+  /** close() but for its budget: `deadline` aborts when that is spent. */
+  async #stop(deadline: AbortSignal): Promise<void> {
+    for (const timer of this.#renewals.values()) this.#clock.clearTimer(timer);
     this.#renewals.clear();
     this.#abort.abort();
     this.#resolveReady(null);
@@ -177,6 +195,7 @@ export class PortMapper {
           this.#options.ssdpTarget ?? SSDP_MULTICAST,
           this.#report,
           AbortSignal.any([this.#abort.signal, search.signal]),
+          this.#clock,
           gateway,
         ),
       ).then((found) =>
@@ -272,6 +291,8 @@ export class PortMapper {
             local,
             this.#report,
             signal,
+            this.#clock,
+            this.#options.random ?? Math.random,
           );
         } catch (e) {
           if (!(e instanceof PortMappingError)) throw e;
@@ -297,17 +318,24 @@ export class PortMapper {
     const socket = await GatewaySocket.open(
       gateway,
       this.#options.serverPort ?? SERVER_PORT,
+      this.#clock,
     );
     let client: MappingClient;
     if (method === "natpmp") {
-      client = new NatPmpClient(gateway, socket, this.#report);
+      client = new NatPmpClient(gateway, socket, this.#report, this.#clock);
     } else {
       const local = tables && localAddressToward(gateway, tables);
       if (!local) {
         socket.close();
         throw new PortMappingError(`no address of ours faces ${gateway}`);
       }
-      client = new PcpClient(gateway, local, socket, this.#report);
+      client = new PcpClient(
+        gateway,
+        local,
+        socket,
+        this.#report,
+        this.#clock,
+      );
     }
     try {
       return { client, lease: (await client.map(request, signal)).lease };
@@ -350,7 +378,7 @@ export class PortMapper {
       );
       this.#renewals.set(
         "udp",
-        setTimeout(
+        this.#clock.setTimer(
           () => this.#track(this.#mapUdp(client, udpPort)),
           retryMs,
         ),
@@ -363,10 +391,13 @@ export class PortMapper {
     delayMs = renewalDelay(lease, this.#options),
   ): void {
     if (this.#closed) return;
-    clearTimeout(this.#renewals.get(lease.protocol));
+    this.#clock.clearTimer(this.#renewals.get(lease.protocol));
     this.#renewals.set(
       lease.protocol,
-      setTimeout(() => this.#track(this.#renew(lease.protocol)), delayMs),
+      this.#clock.setTimer(
+        () => this.#track(this.#renew(lease.protocol)),
+        delayMs,
+      ),
     );
   }
 

@@ -12,6 +12,7 @@ import {
 } from "./http_exchange.ts";
 import dgram from "node:dgram";
 import { isIPv4 } from "node:net";
+import { type Clock, clockTimeout, type Timer } from "../net/clock.ts";
 import {
   type ConnectionService,
   decodeSoapResponse,
@@ -64,12 +65,13 @@ const DESCRIPTION = "btclient";
  * order they came. Any host on the LAN can answer, so each address counts
  * once (its first answer) and at most MAX_GATEWAYS of them, except
  * `preferred` (the default gateway), which is always kept and ends the
- * search at once: nobody else need be heard.
+ * search at once: nobody else need be heard. The waits run on `clock`.
  */
 export async function discoverGateways(
   target: SsdpTarget,
   report: ReportProblem,
   signal: AbortSignal,
+  clock: Clock,
   preferred?: string,
 ): Promise<URL[]> {
   if (signal.aborted) return [];
@@ -102,7 +104,7 @@ export async function discoverGateways(
     }
   });
   socket.on("error", () => {});
-  const timers: ReturnType<typeof setTimeout>[] = [];
+  const timers: Timer[] = [];
   const onAbort = () => resolve();
   signal.addEventListener("abort", onAbort, { once: true });
   try {
@@ -118,8 +120,8 @@ export async function discoverGateways(
     const send = () =>
       socket.send(search, target.port, target.address, () => {});
     send();
-    timers.push(setTimeout(send, SEARCH_RESEND_MS));
-    timers.push(setTimeout(resolve, SEARCH_WAIT_MS));
+    timers.push(clock.setTimer(send, SEARCH_RESEND_MS));
+    timers.push(clock.setTimer(resolve, SEARCH_WAIT_MS));
     await done;
   } catch (e) {
     report(
@@ -128,7 +130,7 @@ export async function discoverGateways(
     );
   } finally {
     signal.removeEventListener("abort", onAbort);
-    for (const t of timers) clearTimeout(t);
+    for (const t of timers) clock.clearTimer(t);
     socket.close();
   }
   return [...found.values()];
@@ -144,6 +146,10 @@ export class UpnpClient implements MappingClient {
     /** Our LAN address: secure gateways map only to the address that asks. */
     readonly internalClient: string,
     private readonly report: ReportProblem,
+    /** The HTTP timeouts run on it. */
+    private readonly clock: Clock,
+    /** Numbers in [0, 1) that pick another port for a conflicting one. */
+    private readonly random: () => number,
   ) {
     this.gateway = service.controlUrl.hostname;
   }
@@ -157,11 +163,14 @@ export class UpnpClient implements MappingClient {
     internalClient: string,
     report: ReportProblem,
     signal: AbortSignal,
+    clock: Clock,
+    random: () => number,
   ): Promise<UpnpClient[]> {
     const { status, body } = await httpRequest(
       location,
       { method: "GET" },
       signal,
+      clock,
     );
     if (status !== 200) {
       throw new PortMappingError(
@@ -177,7 +186,7 @@ export class UpnpClient implements MappingClient {
       throw new PortMappingError(`${location.host}: ${services.error}`);
     }
     return services.map((service) =>
-      new UpnpClient(service, internalClient, report)
+      new UpnpClient(service, internalClient, report, clock, random)
     );
   }
 
@@ -196,7 +205,7 @@ export class UpnpClient implements MappingClient {
         this.#externalAddress = undefined;
       }
       if (entry.state === "taken") {
-        externalPort = otherPort(previous.externalPort);
+        externalPort = otherPort(previous.externalPort, this.random);
       }
     }
     // Asked first: it shows the control URL works before anything is mapped.
@@ -236,7 +245,7 @@ export class UpnpClient implements MappingClient {
       } else if (
         added.code === UPNP_ERRORS.conflict && tries < CONFLICT_RETRIES
       ) {
-        externalPort = otherPort(externalPort);
+        externalPort = otherPort(externalPort, this.random);
       } else {
         throw new PortMappingError(
           `${this.gateway} refused AddPortMapping for ${protocol.toUpperCase()} ${externalPort}: ${
@@ -338,14 +347,19 @@ export class UpnpClient implements MappingClient {
   ): Promise<Exclude<SoapResult, { kind: "malformed" }>> {
     const { serviceType, controlUrl } = this.service;
     const { body, soapAction } = encodeSoapRequest(serviceType, action, args);
-    const reply = await httpRequest(controlUrl, {
-      method: "POST",
-      headers: {
-        "Content-Type": 'text/xml; charset="utf-8"',
-        "SOAPAction": soapAction,
+    const reply = await httpRequest(
+      controlUrl,
+      {
+        method: "POST",
+        headers: {
+          "Content-Type": 'text/xml; charset="utf-8"',
+          "SOAPAction": soapAction,
+        },
+        body,
       },
-      body,
-    }, signal);
+      signal,
+      this.clock,
+    );
     const result = decodeSoapResponse(reply.status, reply.body, action);
     if (result.kind === "malformed") {
       this.report(
@@ -387,9 +401,9 @@ function addPortMappingArgs(
 }
 
 /** A random port of the dynamic range (RFC 6335 §6), for a conflicting one. */
-function otherPort(avoid: number): number {
+function otherPort(avoid: number, random: () => number): number {
   for (;;) {
-    const port = 49152 + Math.floor(Math.random() * 16384);
+    const port = 49152 + Math.floor(random() * 16384);
     if (port !== avoid) return port;
   }
 }
@@ -402,25 +416,28 @@ function describe(fault: { code: number; description: string }): string {
 
 /**
  * A bounded HTTP exchange with the gateway: no redirects followed, the body
- * cut off at MAX_BODY_BYTES, HTTP_TIMEOUT_MS for all of it.
+ * cut off at MAX_BODY_BYTES, HTTP_TIMEOUT_MS on `clock` for all of it.
  */
 async function httpRequest(
   url: URL,
   request: HttpExchangeRequest,
   signal: AbortSignal,
+  clock: Clock,
 ): Promise<HttpExchangeResponse> {
-  const timeout = AbortSignal.timeout(HTTP_TIMEOUT_MS);
+  const timeout = clockTimeout(clock, HTTP_TIMEOUT_MS);
   try {
     return await httpExchange(url, request, {
-      signal: AbortSignal.any([signal, timeout]),
+      signal: AbortSignal.any([signal, timeout.signal]),
       maxBodyBytes: MAX_BODY_BYTES,
     });
   } catch (e) {
-    const why = timeout.aborted
+    const why = timeout.signal.aborted
       ? `no answer within ${HTTP_TIMEOUT_MS} ms`
       : e instanceof Error
       ? e.message
       : String(e);
     throw new PortMappingError(`${url.host}: ${why}`);
+  } finally {
+    timeout.cancel();
   }
 }
