@@ -29,7 +29,7 @@ import {
   type PickerPeer,
   PiecePicker,
 } from "./pieces/picker.ts";
-import { SmartBan } from "./pieces/smart_ban.ts";
+import { BanRules } from "./pieces/ban_rules.ts";
 import { saveResume } from "./storage/resume.ts";
 import type { PieceStore } from "./storage/store.ts";
 import type { Bandwidth } from "./swarm/bandwidth.ts";
@@ -99,8 +99,6 @@ const RECHOKE_TICKS = 10;
 const OPTIMISTIC_TICKS = 30;
 /** BEP 3 caps a request at 128 KiB in practice (libtorrent refuses larger ones too). */
 const MAX_REQUEST = 128 * 1024;
-/** A peer that alone sent this many pieces that failed their hash is banned. */
-const MAX_SOLE_FAILURES = 2;
 /** Requests of a peer we queue at most (our BEP 10 `reqq`). */
 const UPLOAD_QUEUE = 500;
 
@@ -123,7 +121,7 @@ export class Torrent implements PeerOwner {
   /** Every connection's record by its number (kept after it closes, for blame). */
   private recordsByNum = new Map<number, PeerRecord>();
   private bannedPeerIds = new Set<string>();
-  private smartBan = new SmartBan();
+  private banRules = new BanRules();
   private choker: Choker<PeerConnection>;
   private announcer: Announcer | null = null;
   private peerSources: PeerSources | null = null;
@@ -680,21 +678,16 @@ export class Torrent implements PeerOwner {
       this.options.log(
         `piece ${index} failed its hash check; fetching it again`,
       );
-      this.blameFailure(piece);
+      const bans = this.banRules.pieceFailed(piece, (num) => {
+        const record = this.recordsByNum.get(num);
+        return record ? ++record.rating.failedPieces : 0;
+      });
+      for (const ban of bans) this.ban(ban.num, ban.reason);
       this.picker.failed(piece);
       return;
     }
-    // Smart ban needs the verified data to have come at least partly from
-    // others: a lone peer that corrected its own data is only rated down (and
-    // banned by the sole-sender rule if it keeps failing).
-    const verifiedBy = new Set(piece.senders);
-    for (const num of this.smartBan.culprits(piece)) {
-      if ([...verifiedBy].some((sender) => sender !== num)) {
-        this.ban(
-          num,
-          `sent bad data for piece ${index} (its blocks differ from the verified ones)`,
-        );
-      }
+    for (const ban of this.banRules.piecePassed(piece)) {
+      this.ban(ban.num, ban.reason);
     }
     try {
       this.store.writePiece(index, piece.buffer);
@@ -708,25 +701,6 @@ export class Torrent implements PeerOwner {
       if (!peer.has.has(index)) peer.sendHave(index);
     }
     if (this.complete) this.onComplete();
-  }
-
-  /** Records who sent a failed piece; a peer that alone sent failed pieces repeatedly is banned. */
-  private blameFailure(piece: ActivePiece): void {
-    this.smartBan.pieceFailed(piece);
-    const senders = new Set(piece.senders);
-    for (const num of senders) {
-      const record = this.recordsByNum.get(num);
-      if (record) record.rating.failedPieces++;
-    }
-    if (senders.size !== 1) return;
-    const [only] = senders;
-    const record = this.recordsByNum.get(only);
-    if (record && record.rating.failedPieces >= MAX_SOLE_FAILURES) {
-      this.ban(
-        only,
-        `sent ${record.rating.failedPieces} pieces that failed their hash`,
-      );
-    }
   }
 
   /** Bans a connection's address and peer id for the rest of the run. */

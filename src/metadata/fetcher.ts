@@ -16,6 +16,7 @@ import {
 } from "../peer/handshake_io.ts";
 import { type PeerRecord, Swarm } from "../swarm/swarm.ts";
 import { encodeHandshake, type Handshake, hasFlag } from "../wire/handshake.ts";
+import { dictionaryFailed } from "../pieces/ban_rules.ts";
 import { MetadataAssembly } from "./assembly.ts";
 import {
   type HandedOverPeer,
@@ -366,17 +367,13 @@ export class MetadataFetcher implements MetadataPeerOwner {
 
   /** A dictionary failed its check: its lone sender is banned, several senders become suspects. */
   private blame(assembly: MetadataAssembly): void {
-    if (assembly.senders.size === 1) {
-      const [num] = assembly.senders;
-      const record = this.records.get(num);
+    const ban = dictionaryFailed(assembly.senders);
+    if (ban) {
+      const record = this.records.get(ban.num);
       if (record) this.swarm.ban(record);
-      this.options.log(
-        `banned ${
-          record?.key ?? "a peer"
-        }: sent an info dictionary that does not match the info-hash`,
-      );
+      this.options.log(`banned ${record?.key ?? "a peer"}: ${ban.reason}`);
       for (const p of this.peers) {
-        if (p.num !== num) continue;
+        if (p.num !== ban.num) continue;
         this.bannedPeerIds.add(peerIdKey(p.handshake.peerId));
         p.close("sent a wrong info dictionary", "violation");
       }

@@ -6,6 +6,7 @@
 
 import type { CloseCause } from "../peer/faults.ts";
 import type { PeerAddress } from "../tracker/types.ts";
+import { excludedForViolations } from "../pieces/ban_rules.ts";
 import { newRating, type PeerRating, score } from "./rating.ts";
 
 export interface PeerRecord {
@@ -31,7 +32,7 @@ export interface SwarmOptions {
   dial: (peer: PeerRecord) => Promise<void>;
 }
 
-/** A violation keeps a peer away for this long; a third excludes it. */
+/** A violation keeps a peer away for this long (ban_rules.ts says when it is for good). */
 const VIOLATION_BACKOFF_MS = 10 * 60_000;
 const MAX_BACKOFF_MS = 30 * 60_000;
 /** Addresses remembered at most; trackers can send thousands. */
@@ -152,7 +153,9 @@ export class Swarm {
     if (cause === "violation") {
       record.rating.violations++;
       record.nextDialAt = now + VIOLATION_BACKOFF_MS;
-      if (record.rating.violations >= 3) record.excluded = true;
+      if (excludedForViolations(record.rating.violations)) {
+        record.excluded = true;
+      }
       return;
     }
     if (cause === "internal") {
