@@ -508,20 +508,13 @@ export class Torrent implements PeerOwner {
     this.choker.removed(peer, this.connections);
     const record = this.recordsByNum.get(peer.num);
     if (record) {
-      const r = record.rating;
-      r.downloaded += peer.downloaded;
-      r.uploaded += peer.uploaded;
-      r.peakRate = Math.max(r.peakRate, peer.peakRate);
-      if (peer.rttMs > 0) {
-        r.rttMs = r.rttMs === 0 ? peer.rttMs : (r.rttMs + peer.rttMs) / 2;
-      }
-      r.snubs += peer.snubCount;
-      this.swarm.disconnected(
-        record,
-        performance.now(),
-        cause,
-        peer.downloaded > 0,
-      );
+      this.swarm.disconnected(record, performance.now(), cause, {
+        downloaded: peer.downloaded,
+        uploaded: peer.uploaded,
+        peakRate: peer.peakRate,
+        rttMs: peer.rttMs,
+        snubs: peer.snubCount,
+      });
     }
     if (cause === "violation") {
       this.options.log(`dropped peer ${peer.address}: ${reason}`);
@@ -578,7 +571,7 @@ export class Torrent implements PeerOwner {
       this.internalErrors.report(`starting a connection to ${record.key}`, e);
       closeQuietly(opened.conn);
       if (record.connected) {
-        this.swarm.disconnected(record, performance.now(), "internal", false);
+        this.swarm.disconnected(record, performance.now(), "internal", null);
       }
     }
   }
@@ -593,7 +586,7 @@ export class Torrent implements PeerOwner {
     if (sameBytes(opened.remote.peerId, this.options.peerId)) {
       // We dialled ourselves (a tracker returned our own address).
       record.excluded = true;
-      this.swarm.disconnected(record, performance.now(), "ended", false);
+      this.swarm.disconnected(record, performance.now(), "ended", null);
       opened.conn.close();
       return;
     }

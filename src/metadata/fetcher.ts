@@ -226,7 +226,7 @@ export class MetadataFetcher implements MetadataPeerOwner {
     this.lastPexAt.delete(peer);
     const record = this.records.get(peer.num);
     if (record) {
-      this.swarm.disconnected(record, performance.now(), cause, false);
+      this.swarm.disconnected(record, performance.now(), cause, null);
     }
     if (cause === "violation") {
       this.options.log(`dropped peer ${record?.key}: ${reason}`);
@@ -273,7 +273,7 @@ export class MetadataFetcher implements MetadataPeerOwner {
         opened.conn.close();
       } catch { /* already closed */ }
       if (record.connected) {
-        this.swarm.disconnected(record, performance.now(), "internal", false);
+        this.swarm.disconnected(record, performance.now(), "internal", null);
       }
     }
   }
@@ -282,14 +282,14 @@ export class MetadataFetcher implements MetadataPeerOwner {
     const reserved = opened.remote.reserved;
     if (this.bannedPeerIds.has(peerIdKey(opened.remote.peerId))) {
       opened.conn.close();
-      this.swarm.disconnected(record, performance.now(), "ended", false);
+      this.swarm.disconnected(record, performance.now(), "ended", null);
       this.swarm.ban(record);
       return;
     }
     if (!hasFlag(reserved, "extension")) {
       // No BEP 10: this peer cannot give us the dictionary (the torrent may dial it later).
       opened.conn.close();
-      this.swarm.disconnected(record, performance.now(), "ended", false);
+      this.swarm.disconnected(record, performance.now(), "ended", null);
       return;
     }
     const peer = new MetadataPeer(opened, record.host, record.port, this, {

@@ -7,7 +7,13 @@
 import type { CloseCause } from "../peer/faults.ts";
 import type { PeerAddress } from "../tracker/types.ts";
 import { excludedForViolations } from "../pieces/ban_rules.ts";
-import { newRating, type PeerRating, score } from "./rating.ts";
+import {
+  type ConnectionFigures,
+  foldConnection,
+  newRating,
+  type PeerRating,
+  score,
+} from "./rating.ts";
 
 export interface PeerRecord {
   host: string;
@@ -138,18 +144,20 @@ export class Swarm {
   }
 
   /**
-   * A connection closed. A violation keeps the peer away for long; a failure
-   * of our own code is not held against it: it is redialled after the first
-   * wait, with its rating untouched.
+   * A connection closed; what it did (`figures`, none for a connection that
+   * moved no payload) joins the address's rating. A violation keeps the peer
+   * away for long; a failure of our own code is not held against it: it is
+   * redialled after the first wait.
    */
   disconnected(
     record: PeerRecord,
     now: number,
     cause: CloseCause,
-    gotData: boolean,
+    figures: ConnectionFigures | null,
   ): void {
     if (record.connected) this.connected--;
     record.connected = false;
+    if (figures) foldConnection(record.rating, figures);
     if (cause === "violation") {
       record.rating.violations++;
       record.nextDialAt = now + VIOLATION_BACKOFF_MS;
@@ -163,7 +171,7 @@ export class Swarm {
       return;
     }
     // A peer that gave us data is worth another try soon; one that did not backs off.
-    if (gotData) record.rating.failures = 0;
+    if (figures && figures.downloaded > 0) record.rating.failures = 0;
     else record.rating.failures++;
     record.nextDialAt = now + this.backoff(Math.max(1, record.rating.failures));
   }

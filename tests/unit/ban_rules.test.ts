@@ -120,7 +120,7 @@ Deno.test("ban rules: an address is dialled again after violations, until the th
   });
   const record = swarm.connectedTo("127.0.0.1", 1, "tracker");
   for (let v = 1; v <= MAX_VIOLATIONS; v++) {
-    swarm.disconnected(record, v * 3_600_000, "violation", false);
+    swarm.disconnected(record, v * 3_600_000, "violation", null);
     assert.equal(excludedForViolations(v), v === MAX_VIOLATIONS);
     swarm.dialSome(v * 3_600_000 + 3_000_000);
     if (record.connecting) {

@@ -304,13 +304,46 @@ Deno.test("swarm: a connection ended by our own failure costs the peer nothing",
   const ours = swarm.connectedTo("127.0.0.1", 1, "tracker");
   const theirs = swarm.connectedTo("127.0.0.1", 2, "tracker");
   const quiet = swarm.connectedTo("127.0.0.1", 3, "tracker");
-  swarm.disconnected(ours, 0, "internal", false);
-  swarm.disconnected(theirs, 0, "violation", false);
-  swarm.disconnected(quiet, 0, "ended", false);
+  swarm.disconnected(ours, 0, "internal", null);
+  swarm.disconnected(theirs, 0, "violation", null);
+  swarm.disconnected(quiet, 0, "ended", null);
   assert.deepEqual(ours.rating, newRating());
   assert.equal(ours.nextDialAt, 15_000);
   assert.equal(theirs.rating.violations, 1);
   assert.equal(quiet.rating.failures, 1);
   assert.ok(score(ours.rating) > score(quiet.rating));
+  assert.ok(swarm.hasRoom);
+});
+
+Deno.test("swarm: a closed connection's figures join its address's rating, whatever ended it", () => {
+  const swarm = new Swarm({
+    maxPeers: 10,
+    maxHalfOpen: 5,
+    reconnectBaseMs: 15_000,
+    dial: () => Promise.resolve(),
+  });
+  const figures = (downloaded: number, peakRate: number, rttMs: number) => ({
+    downloaded,
+    uploaded: 10,
+    peakRate,
+    rttMs,
+    snubs: 1,
+  });
+  const record = swarm.connectedTo("127.0.0.1", 1, "tracker");
+  swarm.disconnected(record, 0, "ended", figures(0, 0, 0));
+  assert.equal(record.rating.failures, 1, "no payload: a failure");
+  swarm.connectedTo("127.0.0.1", 1, "tracker");
+  swarm.disconnected(record, 0, "ended", figures(500, 2000, 40));
+  swarm.connectedTo("127.0.0.1", 1, "tracker");
+  swarm.disconnected(record, 0, "internal", figures(100, 1000, 80));
+  assert.deepEqual(record.rating, {
+    ...newRating(),
+    downloaded: 600,
+    uploaded: 30,
+    peakRate: 2000,
+    rttMs: 60,
+    snubs: 3,
+    failures: 0,
+  });
   assert.ok(swarm.hasRoom);
 });
