@@ -34,6 +34,7 @@ import { saveResume } from "./storage/resume.ts";
 import type { PieceStore } from "./storage/store.ts";
 import type { Bandwidth } from "./swarm/bandwidth.ts";
 import { Choker } from "./swarm/choker.ts";
+import { PeerExchange, type PexView } from "./swarm/pex.ts";
 import { score } from "./swarm/rating.ts";
 import { type PeerRecord, Swarm } from "./swarm/swarm.ts";
 import { Announcer } from "./tracker/announcer.ts";
@@ -52,18 +53,10 @@ import {
   reservedWith,
 } from "./wire/handshake.ts";
 import {
-  PEX_FLAG_REACHABLE,
-  PEX_FLAG_SEED,
-  PEX_INTERVAL_MS,
-  PEX_MAX_PEERS,
-  type PexEntry,
-} from "./wire/ut_pex.ts";
-import {
   type DhtService,
   type LocalDiscoveryService,
   PeerSources,
 } from "./discovery/peer_sources.ts";
-import { addressKey } from "./swarm/swarm.ts";
 import { VERSION } from "./version.ts";
 
 export interface TorrentOptions {
@@ -123,6 +116,7 @@ export class Torrent implements PeerOwner {
   private bannedPeerIds = new Set<string>();
   private banRules = new BanRules();
   private choker: Choker<PeerConnection>;
+  private pex: PeerExchange<PeerConnection>;
   private announcer: Announcer | null = null;
   private peerSources: PeerSources | null = null;
   private extensionHandshake: Uint8Array | null = null;
@@ -173,6 +167,7 @@ export class Torrent implements PeerOwner {
     this.choker = new Choker(c.uploadSlots);
     this.internalErrors = new InternalErrors(options.log);
     this.publicSwarm = !meta.private;
+    this.pex = new PeerExchange(this.publicSwarm && c.pex);
     const reserved = reservedWith(
       this.dht ? ["fast", "extension", "dht"] : ["fast", "extension"],
     );
@@ -193,10 +188,6 @@ export class Torrent implements PeerOwner {
     return this.publicSwarm ? this.options.dht : null;
   }
 
-  private get pexEnabled(): boolean {
-    return this.publicSwarm && this.options.config.pex;
-  }
-
   get have(): Bitfield {
     return this.picker.have;
   }
@@ -213,7 +204,7 @@ export class Torrent implements PeerOwner {
   start(extraPeers: PeerAddress[], listenPort: number): void {
     const c = this.options.config;
     const extensions: ExtensionName[] = ["ut_metadata"];
-    if (this.pexEnabled) extensions.push("ut_pex");
+    if (this.pex.enabled) extensions.push("ut_pex");
     this.extensionHandshake = encodeExtensionHandshake({
       extensions,
       listenPort,
@@ -484,8 +475,10 @@ export class Torrent implements PeerOwner {
   }
 
   pexReceived(peer: PeerConnection, added: PeerAddress[]): void {
-    if (!this.pexEnabled || this.stopped) return;
-    const fresh = this.swarm.add(added, "pex");
+    if (this.stopped) return;
+    const taken = this.pex.received(peer, added, performance.now());
+    if (taken.length === 0) return;
+    const fresh = this.swarm.add(taken, "pex");
     if (fresh > 0) {
       this.options.log(`PEX: ${peer.address} told us of ${fresh} new peers`);
       this.swarm.dialSome(performance.now());
@@ -506,6 +499,7 @@ export class Torrent implements PeerOwner {
     this.requestsLost(peer, peer.outstanding);
     peer.outstanding.clear();
     this.choker.removed(peer, this.connections);
+    this.pex.forget(peer);
     const record = this.recordsByNum.get(peer.num);
     if (record) {
       this.swarm.disconnected(record, performance.now(), cause, {
@@ -608,7 +602,7 @@ export class Torrent implements PeerOwner {
         extensionHandshake: hasFlag(opened.remote.reserved, "extension")
           ? this.extensionHandshake
           : null,
-        pex: this.pexEnabled,
+        pex: this.pex.enabled,
         dhtPort: this.dht && hasFlag(opened.remote.reserved, "dht")
           ? this.dht.port
           : 0,
@@ -738,41 +732,6 @@ export class Torrent implements PeerOwner {
     this.lastResumeSave = performance.now();
   }
 
-  /**
-   * BEP 11: at most once a minute, tells each ut_pex peer which of our
-   * connected peers it has not heard of from us, and which are gone, within
-   * 50 of each.
-   */
-  private exchangePeers(now: number): void {
-    const current = new Map<string, PexEntry>();
-    for (const peer of this.connections) {
-      const at = peer.listenAddress;
-      if (!at) continue;
-      const flags = (peer.has.complete ? PEX_FLAG_SEED : 0) |
-        (peer.options.listenPortKnown ? PEX_FLAG_REACHABLE : 0);
-      current.set(addressKey(at.host, at.port), { ...at, flags });
-    }
-    for (const peer of this.connections) {
-      if (
-        !peer.extensions?.messages.get("ut_pex") ||
-        now - peer.lastPexAt < PEX_INTERVAL_MS
-      ) continue;
-      const own = peer.listenAddress;
-      const ownKey = own ? addressKey(own.host, own.port) : "";
-      const added = [...current]
-        .filter(([key]) => key !== ownKey && !peer.pexSent.has(key))
-        .slice(0, PEX_MAX_PEERS);
-      const dropped = [...peer.pexSent]
-        .filter((key) => !current.has(key))
-        .slice(0, PEX_MAX_PEERS);
-      if (added.length === 0 && dropped.length === 0) continue;
-      for (const [key] of added) peer.pexSent.add(key);
-      for (const key of dropped) peer.pexSent.delete(key);
-      peer.lastPexAt = now;
-      peer.sendPex(added.map(([, e]) => e), dropped.map(parseAddressKey));
-    }
-  }
-
   private tick(): void {
     const now = performance.now();
     const seconds = Math.max(0.001, (now - this.lastTick) / 1000);
@@ -808,7 +767,9 @@ export class Torrent implements PeerOwner {
       this.announcer?.needPeers();
       this.peerSources?.needPeers();
     }
-    if (this.pexEnabled) this.exchangePeers(now);
+    for (const m of this.pex.due(this.connections, pexView, now)) {
+      m.peer.sendPex(m.added, m.dropped);
+    }
     if (
       this.resumeDirty && now - this.lastResumeSave > c.resumeSaveSeconds * 1000
     ) {
@@ -821,11 +782,13 @@ export class Torrent implements PeerOwner {
   }
 }
 
-/** The host and port of an addressKey() string. */
-function parseAddressKey(key: string): PeerAddress {
-  const colon = key.lastIndexOf(":");
-  const host = key.slice(0, colon).replace(/^\[|\]$/g, "");
-  return { host, port: Number(key.slice(colon + 1)) };
+function pexView(peer: PeerConnection): PexView {
+  return {
+    listenAddress: peer.listenAddress,
+    seed: peer.has.complete,
+    reachable: peer.options.listenPortKnown,
+    speaksPex: (peer.extensions?.messages.get("ut_pex") ?? 0) > 0,
+  };
 }
 
 function closeQuietly(conn: Deno.Conn): void {

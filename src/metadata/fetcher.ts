@@ -14,6 +14,7 @@ import {
   peerIdKey,
   writeAll,
 } from "../peer/handshake_io.ts";
+import { PeerExchange } from "../swarm/pex.ts";
 import { type PeerRecord, Swarm } from "../swarm/swarm.ts";
 import { encodeHandshake, type Handshake, hasFlag } from "../wire/handshake.ts";
 import { dictionaryFailed } from "../pieces/ban_rules.ts";
@@ -28,7 +29,7 @@ export interface MetadataFetchOptions {
   handshake: Handshake;
   /** Our extended handshake payload (no metadata_size: we have none yet). */
   extensionHandshake: Uint8Array;
-  /** BEP 11: take the peers' ut_pex lists. */
+  /** BEP 11: take the peers' ut_pex lists (swarm/pex.ts keeps the limits). */
   pex: boolean;
   /** BEP 5: our DHT port, told to peers that run a DHT; 0 for none. */
   dhtPort: number;
@@ -52,10 +53,6 @@ const REQUESTS_IN_FLIGHT = 16;
 const TICK_MS = 1000;
 /** A peer that rejected us is asked again no sooner than this. */
 const RETRY_RELUCTANT_MS = 5000;
-/** BEP 11 convention: one message a minute; a little early is tolerated. */
-const PEX_MIN_GAP_MS = 45_000;
-/** Addresses taken from one ut_pex message (a first message may be long). */
-const PEX_MAX_TAKEN = 200;
 
 export class MetadataFetcher implements MetadataPeerOwner {
   readonly swarm: Swarm;
@@ -68,7 +65,7 @@ export class MetadataFetcher implements MetadataPeerOwner {
   private suspects = new Set<MetadataPeer>();
   /** Peers that rejected or ignored our requests, and when: asked again only when no one else can be, and not at once. */
   private reluctant = new Map<MetadataPeer, number>();
-  private lastPexAt = new Map<MetadataPeer, number>();
+  private pex: PeerExchange<MetadataPeer>;
   /** Peer ids of liars: an incoming liar comes back from another port. */
   private bannedPeerIds = new Set<string>();
   private assembly: MetadataAssembly | null = null;
@@ -82,6 +79,7 @@ export class MetadataFetcher implements MetadataPeerOwner {
 
   constructor(private options: MetadataFetchOptions) {
     this.internalErrors = new InternalErrors(options.log);
+    this.pex = new PeerExchange(options.pex);
     this.swarm = new Swarm({
       maxPeers: options.maxPeers,
       maxHalfOpen: options.maxHalfOpen,
@@ -202,10 +200,8 @@ export class MetadataFetcher implements MetadataPeerOwner {
   }
 
   pexPeers(peer: MetadataPeer, added: PeerAddress[]): void {
-    const now = performance.now();
-    if (now - (this.lastPexAt.get(peer) ?? -Infinity) < PEX_MIN_GAP_MS) return;
-    this.lastPexAt.set(peer, now);
-    this.addPeers(added.slice(0, PEX_MAX_TAKEN), "pex");
+    const taken = this.pex.received(peer, added, performance.now());
+    if (taken.length > 0) this.addPeers(taken, "pex");
   }
 
   dhtNodeLearned(peer: MetadataPeer, port: number): void {
@@ -223,7 +219,7 @@ export class MetadataFetcher implements MetadataPeerOwner {
     if (!this.peers.delete(peer)) return;
     this.suspects.delete(peer);
     this.reluctant.delete(peer);
-    this.lastPexAt.delete(peer);
+    this.pex.forget(peer);
     const record = this.records.get(peer.num);
     if (record) {
       this.swarm.disconnected(record, performance.now(), cause, null);

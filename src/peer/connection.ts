@@ -102,10 +102,6 @@ const MAX_MESSAGE = 128 * 1024 + 9;
 const READ_BUFFER = 256 * 1024;
 /** Served blocks queued for the socket at most; more waits for the writes. */
 const SEND_WATERMARK = 512 * 1024;
-/** BEP 11 convention is 50 a message; a first message may list more (libtorrent: up to 200). */
-const PEX_MAX_ADDED = 200;
-/** BEP 11: one message a minute; one a little early is tolerated, more are ignored. */
-const PEX_MIN_GAP_MS = 45_000;
 /** Times one connection is sent each piece of our info dictionary at most. */
 const METADATA_SENDS_PER_PIECE = 2;
 /** One request in this many is timed for the round-trip estimate. */
@@ -147,9 +143,6 @@ export class PeerConnection implements WireHandler {
   closedReason: string | null = null;
   /** The peer's BEP 10 handshake, once received. */
   extensions: ExtensionHandshake | null = null;
-  /** BEP 11: the addresses we last told this peer about (address keys). */
-  readonly pexSent = new Set<string>();
-  lastPexAt = -Infinity;
 
   private reader: WireReader;
   private out = new OutBuffer();
@@ -162,7 +155,6 @@ export class PeerConnection implements WireHandler {
   private rttProbes = new Map<number, number>();
   private uploadTimer: ReturnType<typeof setTimeout> | undefined;
   private metadataServed = 0;
-  private lastPexReceivedAt = -Infinity;
   private gotDhtPort = false;
   /** BEP 6: pieces we let this peer fetch while we choke it. */
   private offeredFast = new Set<number>();
@@ -596,16 +588,8 @@ export class PeerConnection implements WireHandler {
       return this.metadataMessage(payload);
     }
     if (id === LOCAL_EXTENSION_IDS.ut_pex && this.options.pex) {
-      const { added } = parsePex(payload);
-      if (added.length > PEX_MAX_ADDED) {
-        throw new PeerViolation(
-          `sent ${added.length} peers in one ut_pex message`,
-        );
-      }
-      const now = performance.now();
-      if (now - this.lastPexReceivedAt < PEX_MIN_GAP_MS) return;
-      this.lastPexReceivedAt = now;
-      this.owner.pexReceived(this, added);
+      // What is taken of it is the owner's rule (swarm/pex.ts).
+      this.owner.pexReceived(this, parsePex(payload).added);
     }
   }
 
