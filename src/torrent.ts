@@ -13,14 +13,7 @@ import {
   InternalErrors,
   PeerViolation,
 } from "./peer/faults.ts";
-import {
-  dialPeer,
-  InfoHashMismatch,
-  type OpenedPeer,
-  peerIdKey,
-  sameBytes,
-  writeAll,
-} from "./peer/handshake_io.ts";
+import type { OpenedPeer } from "./peer/handshake_io.ts";
 import type { ActivePiece } from "./pieces/active_piece.ts";
 import type { Bitfield } from "./pieces/bitfield.ts";
 import { BLOCK_SIZE, PieceGeometry } from "./pieces/geometry.ts";
@@ -35,7 +28,7 @@ import type { PieceStore } from "./storage/store.ts";
 import type { Bandwidth } from "./swarm/bandwidth.ts";
 import { Choker } from "./swarm/choker.ts";
 import { PeerExchange, type PexView } from "./swarm/pex.ts";
-import { score } from "./swarm/rating.ts";
+import { Admission, type NewConnection } from "./swarm/admission.ts";
 import { type PeerRecord, Swarm } from "./swarm/swarm.ts";
 import { Announcer } from "./tracker/announcer.ts";
 import type { PeerAddress } from "./tracker/types.ts";
@@ -46,12 +39,7 @@ import {
   encodeExtensionHandshake,
   type ExtensionName,
 } from "./wire/extension.ts";
-import {
-  encodeHandshake,
-  type Handshake,
-  hasFlag,
-  reservedWith,
-} from "./wire/handshake.ts";
+import { hasFlag, reservedWith } from "./wire/handshake.ts";
 import {
   type DhtService,
   type LocalDiscoveryService,
@@ -99,7 +87,7 @@ export class Torrent implements PeerOwner {
   readonly geometry: PieceGeometry;
   readonly picker: PiecePicker;
   readonly swarm: Swarm;
-  readonly connections = new Set<PeerConnection>();
+  readonly connections: Set<PeerConnection>;
   /** Resolves when every piece is verified, rejects on a disk error. */
   readonly finished: Promise<void>;
   /** Payload bytes taken into pieces, and sent, this run. */
@@ -111,9 +99,7 @@ export class Torrent implements PeerOwner {
   readonly internalErrors: InternalErrors;
   /** Bytes of the pieces not yet verified. */
   private bytesLeft: number;
-  /** Every connection's record by its number (kept after it closes, for blame). */
-  private recordsByNum = new Map<number, PeerRecord>();
-  private bannedPeerIds = new Set<string>();
+  private admission: Admission<PeerConnection>;
   private banRules = new BanRules();
   private choker: Choker<PeerConnection>;
   private pex: PeerExchange<PeerConnection>;
@@ -122,8 +108,6 @@ export class Torrent implements PeerOwner {
   private extensionHandshake: Uint8Array | null = null;
   /** BEP 27: a private torrent uses its trackers only: no DHT, PEX or LSD. */
   private readonly publicSwarm: boolean;
-  private handshake: Handshake;
-  private tasks = new Set<Promise<void>>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private ticks = 0;
   private lastTick = performance.now();
@@ -162,7 +146,7 @@ export class Torrent implements PeerOwner {
       maxPeers: c.maxPeers,
       maxHalfOpen: c.maxHalfOpen,
       reconnectBaseMs: c.reconnectBaseSeconds * 1000,
-      dial: (record) => this.dial(record),
+      dial: (record) => this.admission.dial(record),
     });
     this.choker = new Choker(c.uploadSlots);
     this.internalErrors = new InternalErrors(options.log);
@@ -171,11 +155,17 @@ export class Torrent implements PeerOwner {
     const reserved = reservedWith(
       this.dht ? ["fast", "extension", "dht"] : ["fast", "extension"],
     );
-    this.handshake = {
-      reserved,
-      infoHash: meta.infoHash,
-      peerId: options.peerId,
-    };
+    this.admission = new Admission({
+      swarm: this.swarm,
+      handshake: { reserved, infoHash: meta.infoHash, peerId: options.peerId },
+      connectTimeoutMs: c.connectTimeoutSeconds * 1000,
+      start: (opened, record, dialled, takenOver) =>
+        this.startConnection(opened, record, dialled, takenOver),
+      currentRate: (peer) => peer.rate,
+      internalErrors: this.internalErrors,
+      log: options.log,
+    });
+    this.connections = this.admission.connections;
     this.finished = new Promise((resolve, reject) =>
       this.settle = { resolve, reject }
     );
@@ -269,50 +259,17 @@ export class Torrent implements PeerOwner {
   }
 
   /** Takes over a connection whose handshake the listener read. */
-  async acceptIncoming(
+  acceptIncoming(
     opened: OpenedPeer,
     host: string,
     port: number,
   ): Promise<void> {
-    if (
-      this.stopped || this.bannedPeerIds.has(peerIdKey(opened.remote.peerId)) ||
-      !this.makeRoom()
-    ) {
-      opened.conn.close();
-      return;
-    }
-    try {
-      await writeAll(opened.conn, encodeHandshake(this.handshake));
-    } catch {
-      opened.conn.close();
-      return;
-    }
-    if (this.stopped || !this.swarm.hasRoom) return opened.conn.close();
-    const record = this.swarm.connectedTo(host, port, "incoming");
-    // An incoming peer's port is ephemeral: it cannot be dialled back.
-    record.excluded = true;
-    this.adopt(opened, record, false);
+    return this.admission.accept(opened, host, port);
   }
 
   /** Takes over a live connection from a magnet link's metadata fetch. */
   adoptHandedOver(peer: HandedOverPeer): void {
-    try {
-      if (
-        this.stopped ||
-        this.bannedPeerIds.has(peerIdKey(peer.opened.remote.peerId)) ||
-        !this.makeRoom()
-      ) {
-        peer.opened.conn.close();
-        return;
-      }
-      const dialled = peer.source !== "incoming";
-      const record = this.swarm.connectedTo(peer.host, peer.port, peer.source);
-      if (!dialled) record.excluded = true;
-      this.adopt(peer.opened, record, dialled, peer);
-    } catch (e) {
-      this.internalErrors.report(`taking over ${peer.host}:${peer.port}`, e);
-      closeQuietly(peer.opened.conn);
-    }
+    this.admission.adopt(peer.opened, peer.host, peer.port, peer.source, peer);
   }
 
   /** Addresses that sent us data, most first (complete once stop() has closed the peers). */
@@ -342,9 +299,10 @@ export class Torrent implements PeerOwner {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.admission.stop();
     clearInterval(this.timer);
     for (const peer of [...this.connections]) peer.close("shutting down");
-    await Promise.allSettled([...this.tasks]);
+    await this.admission.drained();
     try {
       this.persist();
     } catch (e) {
@@ -494,25 +452,19 @@ export class Torrent implements PeerOwner {
   }
 
   closed(peer: PeerConnection, reason: string, cause: CloseCause): void {
-    if (!this.connections.delete(peer)) return;
+    const figures = {
+      downloaded: peer.downloaded,
+      uploaded: peer.uploaded,
+      peakRate: peer.peakRate,
+      rttMs: peer.rttMs,
+      snubs: peer.snubCount,
+    };
+    if (!this.admission.closed(peer, reason, cause, figures)) return;
     this.picker.removePeer(peer.has);
     this.requestsLost(peer, peer.outstanding);
     peer.outstanding.clear();
     this.choker.removed(peer, this.connections);
     this.pex.forget(peer);
-    const record = this.recordsByNum.get(peer.num);
-    if (record) {
-      this.swarm.disconnected(record, performance.now(), cause, {
-        downloaded: peer.downloaded,
-        uploaded: peer.uploaded,
-        peakRate: peer.peakRate,
-        rttMs: peer.rttMs,
-        snubs: peer.snubCount,
-      });
-    }
-    if (cause === "violation") {
-      this.options.log(`dropped peer ${peer.address}: ${reason}`);
-    }
     // Requests the peer held can go to others at once.
     if (!this.stopped) {
       for (const other of this.connections) this.fillPipeline(other);
@@ -521,69 +473,13 @@ export class Torrent implements PeerOwner {
 
   // --- helpers ---
 
-  private async dial(record: PeerRecord): Promise<void> {
-    if (this.stopped) return;
-    let opened: OpenedPeer;
-    try {
-      opened = await dialPeer(
-        record.host,
-        record.port,
-        this.handshake,
-        this.options.config.connectTimeoutSeconds * 1000,
-      );
-    } catch (e) {
-      if (e instanceof InfoHashMismatch) {
-        this.options.log(
-          `peer ${record.key} serves another torrent (its handshake named another info-hash); not dialling it again`,
-        );
-        this.swarm.servesOtherTorrent(record);
-      }
-      this.swarm.dialFailed(record, performance.now());
-      return;
-    }
-    if (
-      this.stopped || !this.swarm.hasRoom ||
-      this.bannedPeerIds.has(peerIdKey(opened.remote.peerId))
-    ) {
-      opened.conn.close();
-      return;
-    }
-    this.swarm.connectedTo(record.host, record.port, record.source);
-    this.adopt(opened, record, true);
-  }
-
-  /** Starts a connection; a failure of ours here is logged, not blamed on the peer. */
-  private adopt(
-    opened: OpenedPeer,
-    record: PeerRecord,
-    dialled: boolean,
-    takenOver?: TakenOverStream,
-  ): void {
-    try {
-      this.startConnection(opened, record, dialled, takenOver);
-    } catch (e) {
-      this.internalErrors.report(`starting a connection to ${record.key}`, e);
-      closeQuietly(opened.conn);
-      if (record.connected) {
-        this.swarm.disconnected(record, performance.now(), "internal", null);
-      }
-    }
-  }
-
-  /** Nothing can throw once the connection is in `connections`: it runs, or was never added. */
+  /** Makes the connection of a peer admission let in. */
   private startConnection(
     opened: OpenedPeer,
     record: PeerRecord,
     dialled: boolean,
     takenOver?: TakenOverStream,
-  ): void {
-    if (sameBytes(opened.remote.peerId, this.options.peerId)) {
-      // We dialled ourselves (a tracker returned our own address).
-      record.excluded = true;
-      this.swarm.disconnected(record, performance.now(), "ended", null);
-      opened.conn.close();
-      return;
-    }
+  ): NewConnection<PeerConnection> {
     const c = this.options.config;
     const peer = new PeerConnection(
       opened.conn,
@@ -616,32 +512,10 @@ export class Torrent implements PeerOwner {
       this.meta.pieceCount,
     )
       .filter((i) => this.have.has(i));
-    this.connections.add(peer);
-    this.recordsByNum.set(peer.num, record);
-    const task = peer.run(opened.leftover, this.have, offered, takenOver);
-    this.tasks.add(task);
-    task.finally(() => this.tasks.delete(task));
-  }
-
-  /**
-   * Frees a slot for an incoming peer at the connection limit by dropping
-   * the worst-rated connected peer, if it rates below a newcomer (0).
-   */
-  private makeRoom(): boolean {
-    if (this.swarm.hasRoom) return true;
-    let worst: PeerConnection | null = null;
-    let worstScore = 0;
-    for (const peer of this.connections) {
-      const s = score(this.recordsByNum.get(peer.num)!.rating) +
-        10 * Math.log2(1 + peer.rate / BLOCK_SIZE);
-      if (s < worstScore) {
-        worst = peer;
-        worstScore = s;
-      }
-    }
-    if (!worst) return false;
-    worst.close("dropped for a better-rated peer at the connection limit");
-    return this.swarm.hasRoom;
+    return {
+      connection: peer,
+      run: () => peer.run(opened.leftover, this.have, offered, takenOver),
+    };
   }
 
   private cancelElsewhere(
@@ -666,15 +540,15 @@ export class Torrent implements PeerOwner {
         `piece ${index} failed its hash check; fetching it again`,
       );
       const bans = this.banRules.pieceFailed(piece, (num) => {
-        const record = this.recordsByNum.get(num);
+        const record = this.admission.recordOf(num);
         return record ? ++record.rating.failedPieces : 0;
       });
-      for (const ban of bans) this.ban(ban.num, ban.reason);
+      for (const ban of bans) this.admission.ban(ban.num, ban.reason);
       this.picker.failed(piece);
       return;
     }
     for (const ban of this.banRules.piecePassed(piece)) {
-      this.ban(ban.num, ban.reason);
+      this.admission.ban(ban.num, ban.reason);
     }
     try {
       this.store.writePiece(index, piece.buffer);
@@ -688,23 +562,6 @@ export class Torrent implements PeerOwner {
       if (!peer.has.has(index)) peer.sendHave(index);
     }
     if (this.complete) this.onComplete();
-  }
-
-  /** Bans a connection's address and peer id for the rest of the run. */
-  private ban(num: number, reason: string): void {
-    const record = this.recordsByNum.get(num);
-    if (!record || record.rating.banned) return;
-    this.swarm.ban(record);
-    for (const peer of this.connections) {
-      if (peer.num !== num) continue;
-      this.bannedPeerIds.add(peerIdKey(peer.peerId));
-      peer.close(`banned: ${reason}`, "violation");
-    }
-    this.options.log(
-      `banned ${record.key}${
-        record.client ? ` (${record.client})` : ""
-      }: ${reason}`,
-    );
   }
 
   private onComplete(): void {
@@ -789,10 +646,4 @@ function pexView(peer: PeerConnection): PexView {
     reachable: peer.options.listenPortKnown,
     speaksPex: (peer.extensions?.messages.get("ut_pex") ?? 0) > 0,
   };
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch { /* already closed */ }
 }

@@ -7,16 +7,11 @@
 
 import type { PeerAddress } from "../tracker/types.ts";
 import { type CloseCause, InternalErrors } from "../peer/faults.ts";
-import {
-  dialPeer,
-  InfoHashMismatch,
-  type OpenedPeer,
-  peerIdKey,
-  writeAll,
-} from "../peer/handshake_io.ts";
+import type { OpenedPeer } from "../peer/handshake_io.ts";
+import { Admission, type NewConnection } from "../swarm/admission.ts";
 import { PeerExchange } from "../swarm/pex.ts";
 import { type PeerRecord, Swarm } from "../swarm/swarm.ts";
-import { encodeHandshake, type Handshake, hasFlag } from "../wire/handshake.ts";
+import { type Handshake, hasFlag } from "../wire/handshake.ts";
 import { dictionaryFailed } from "../pieces/ban_rules.ts";
 import { MetadataAssembly } from "./assembly.ts";
 import {
@@ -58,20 +53,16 @@ export class MetadataFetcher implements MetadataPeerOwner {
   readonly swarm: Swarm;
   /** Resolves with the verified info dictionary. */
   readonly done: Promise<Uint8Array>;
-  private peers = new Set<MetadataPeer>();
-  /** Every connection's record by its number, kept after it closes (for blame). */
-  private records = new Map<number, PeerRecord>();
+  private admission: Admission<MetadataPeer>;
+  private peers: Set<MetadataPeer>;
   /** Peers that sent part of a dictionary that failed its check. */
   private suspects = new Set<MetadataPeer>();
   /** Peers that rejected or ignored our requests, and when: asked again only when no one else can be, and not at once. */
   private reluctant = new Map<MetadataPeer, number>();
   private pex: PeerExchange<MetadataPeer>;
-  /** Peer ids of liars: an incoming liar comes back from another port. */
-  private bannedPeerIds = new Set<string>();
   private assembly: MetadataAssembly | null = null;
   private source: MetadataPeer | null = null;
   private turnStartedAt = 0;
-  private tasks = new Map<MetadataPeer, Promise<void>>();
   private timer: ReturnType<typeof setInterval>;
   private stopped = false;
   private resolve!: (info: Uint8Array) => void;
@@ -84,8 +75,17 @@ export class MetadataFetcher implements MetadataPeerOwner {
       maxPeers: options.maxPeers,
       maxHalfOpen: options.maxHalfOpen,
       reconnectBaseMs: options.reconnectBaseMs,
-      dial: (record) => this.dial(record),
+      dial: (record) => this.admission.dial(record),
     });
+    this.admission = new Admission({
+      swarm: this.swarm,
+      handshake: options.handshake,
+      connectTimeoutMs: options.connectTimeoutMs,
+      start: (opened, record) => this.startConnection(opened, record),
+      internalErrors: this.internalErrors,
+      log: options.log,
+    });
+    this.peers = this.admission.connections;
     this.done = new Promise((resolve) => this.resolve = resolve);
     this.timer = setInterval(() => this.tick(), TICK_MS);
   }
@@ -106,22 +106,12 @@ export class MetadataFetcher implements MetadataPeerOwner {
   }
 
   /** Takes over a connection whose handshake the session's listener read. */
-  async acceptIncoming(
+  acceptIncoming(
     opened: OpenedPeer,
     host: string,
     port: number,
   ): Promise<void> {
-    if (this.stopped || !this.swarm.hasRoom) return opened.conn.close();
-    try {
-      await writeAll(opened.conn, encodeHandshake(this.options.handshake));
-    } catch {
-      return opened.conn.close();
-    }
-    if (this.stopped) return opened.conn.close();
-    const record = this.swarm.connectedTo(host, port, "incoming");
-    // An incoming peer's port is ephemeral: it cannot be dialled back.
-    record.excluded = true;
-    this.adopt(opened, record);
+    return this.admission.accept(opened, host, port);
   }
 
   /**
@@ -133,10 +123,11 @@ export class MetadataFetcher implements MetadataPeerOwner {
   ): Promise<HandedOverPeer[]> {
     if (this.stopped) return [];
     this.stopped = true;
+    this.admission.stop();
     clearInterval(this.timer);
     const handed: HandedOverPeer[] = [];
     for (const peer of [...this.peers]) {
-      const source = this.records.get(peer.num)?.source ?? "";
+      const source = this.admission.recordOf(peer.num)?.source ?? "";
       if (!keep(source)) {
         peer.close("metadata fetch is over");
         continue;
@@ -145,11 +136,10 @@ export class MetadataFetcher implements MetadataPeerOwner {
       if (given) {
         handed.push(given);
         // Its read loop now ends only with its next read: not ours to await.
-        this.peers.delete(peer);
-        this.tasks.delete(peer);
+        this.admission.handedOver(peer);
       }
     }
-    await Promise.allSettled([...this.tasks.values()]);
+    await this.admission.drained();
     return handed;
   }
 
@@ -210,23 +200,16 @@ export class MetadataFetcher implements MetadataPeerOwner {
 
   internalError(peer: MetadataPeer, error: unknown): void {
     this.internalErrors.report(
-      `with peer ${this.records.get(peer.num)?.key}`,
+      `with peer ${this.admission.recordOf(peer.num)?.key}`,
       error,
     );
   }
 
   closed(peer: MetadataPeer, reason: string, cause: CloseCause): void {
-    if (!this.peers.delete(peer)) return;
+    if (!this.admission.closed(peer, reason, cause, null)) return;
     this.suspects.delete(peer);
     this.reluctant.delete(peer);
     this.pex.forget(peer);
-    const record = this.records.get(peer.num);
-    if (record) {
-      this.swarm.disconnected(record, performance.now(), cause, null);
-    }
-    if (cause === "violation") {
-      this.options.log(`dropped peer ${record?.key}: ${reason}`);
-    }
     if (this.source === peer) {
       this.source = null;
       if (!this.stopped) this.schedule();
@@ -235,73 +218,22 @@ export class MetadataFetcher implements MetadataPeerOwner {
 
   // --- helpers ---
 
-  private async dial(record: PeerRecord): Promise<void> {
-    if (this.stopped) return;
-    let opened: OpenedPeer;
-    try {
-      opened = await dialPeer(
-        record.host,
-        record.port,
-        this.options.handshake,
-        this.options.connectTimeoutMs,
-      );
-    } catch (e) {
-      if (e instanceof InfoHashMismatch) {
-        this.options.log(
-          `peer ${record.key} serves another torrent (its handshake named another info-hash); not dialling it again`,
-        );
-        this.swarm.servesOtherTorrent(record);
-      }
-      return this.swarm.dialFailed(record, performance.now());
-    }
-    if (this.stopped || !this.swarm.hasRoom) return opened.conn.close();
-    this.swarm.connectedTo(record.host, record.port, record.source);
-    this.adopt(opened, record);
-  }
-
-  /** Starts a connection; a failure of ours here is logged, not blamed on the peer. */
-  private adopt(opened: OpenedPeer, record: PeerRecord): void {
-    try {
-      this.startConnection(opened, record);
-    } catch (e) {
-      this.internalErrors.report(`starting a connection to ${record.key}`, e);
-      try {
-        opened.conn.close();
-      } catch { /* already closed */ }
-      if (record.connected) {
-        this.swarm.disconnected(record, performance.now(), "internal", null);
-      }
-    }
-  }
-
-  private startConnection(opened: OpenedPeer, record: PeerRecord): void {
+  /** Keeps a peer that speaks BEP 10; the others cannot give us the dictionary (the torrent may dial them later). */
+  private startConnection(
+    opened: OpenedPeer,
+    record: PeerRecord,
+  ): NewConnection<MetadataPeer> | null {
     const reserved = opened.remote.reserved;
-    if (this.bannedPeerIds.has(peerIdKey(opened.remote.peerId))) {
-      opened.conn.close();
-      this.swarm.disconnected(record, performance.now(), "ended", null);
-      this.swarm.ban(record);
-      return;
-    }
-    if (!hasFlag(reserved, "extension")) {
-      // No BEP 10: this peer cannot give us the dictionary (the torrent may dial it later).
-      opened.conn.close();
-      this.swarm.disconnected(record, performance.now(), "ended", null);
-      return;
-    }
+    if (!hasFlag(reserved, "extension")) return null;
     const peer = new MetadataPeer(opened, record.host, record.port, this, {
       pex: this.options.pex,
       dhtPort: hasFlag(reserved, "dht") ? this.options.dhtPort : 0,
     });
-    this.peers.add(peer);
-    this.records.set(peer.num, record);
-    const task = peer.run(
-      this.options.extensionHandshake,
-      hasFlag(reserved, "fast"),
-    );
-    this.tasks.set(peer, task);
-    task.finally(() => {
-      if (this.tasks.get(peer) === task) this.tasks.delete(peer);
-    });
+    return {
+      connection: peer,
+      run: () =>
+        peer.run(this.options.extensionHandshake, hasFlag(reserved, "fast")),
+    };
   }
 
   /** Picks a source when there is none, and keeps its requests topped up. */
@@ -365,14 +297,7 @@ export class MetadataFetcher implements MetadataPeerOwner {
   private blame(assembly: MetadataAssembly): void {
     const ban = dictionaryFailed(assembly.senders);
     if (ban) {
-      const record = this.records.get(ban.num);
-      if (record) this.swarm.ban(record);
-      this.options.log(`banned ${record?.key ?? "a peer"}: ${ban.reason}`);
-      for (const p of this.peers) {
-        if (p.num !== ban.num) continue;
-        this.bannedPeerIds.add(peerIdKey(p.handshake.peerId));
-        p.close("sent a wrong info dictionary", "violation");
-      }
+      this.admission.ban(ban.num, ban.reason);
     } else {
       this.options.log(
         "the info dictionary failed its check; fetching it again from one peer at a time",
