@@ -118,7 +118,9 @@ export class Admission<C extends AdmittedConnection> {
       this.swarm.dialFailed(record, this.now());
       return;
     }
-    if (this.stopped || !this.swarm.hasRoom) return closeQuietly(opened);
+    if (this.stopped || !this.swarm.hasRoomFor(record)) {
+      return closeQuietly(opened);
+    }
     if (this.isBanned(opened)) {
       // A banned peer at an address we knew: that address is its too.
       closeQuietly(opened);

@@ -107,18 +107,25 @@ export class Swarm {
       if (!this.hasRoom || this.halfOpen >= this.options.maxHalfOpen) return;
       p.connecting = true;
       this.halfOpen++;
-      this.options.dial(p).finally(() => {
-        p.connecting = false;
-        this.halfOpen--;
-      });
+      this.options.dial(p).finally(() => this.attemptOver(p));
     }
   }
 
-  /** A connection to the address is up (dialled or accepted). */
+  /**
+   * Whether a dial's connection fits the limit: the half-open slot its
+   * attempt holds is its own.
+   */
+  hasRoomFor(record: PeerRecord): boolean {
+    const own = record.connecting ? 1 : 0;
+    return this.connected + this.halfOpen - own < this.options.maxPeers;
+  }
+
+  /** A connection to the address is up (dialled or accepted); a dial's half-open slot becomes its connection's. */
   connectedTo(host: string, port: number, source: string): PeerRecord {
     const key = addressKey(host, port);
     if (!this.peers.has(key)) this.add([{ host, port }], source);
     const record = this.peers.get(key)!;
+    this.attemptOver(record);
     record.connected = true;
     this.connected++;
     return record;
@@ -198,6 +205,13 @@ export class Swarm {
       }
     }
     return false;
+  }
+
+  /** A dial ended (failed, or its connection is up): its half-open slot is free. */
+  private attemptOver(p: PeerRecord): void {
+    if (!p.connecting) return;
+    p.connecting = false;
+    this.halfOpen--;
   }
 
   private eligible(p: PeerRecord, now: number): boolean {

@@ -357,3 +357,24 @@ Deno.test("admission: after stop nobody is admitted, and drained() waits for the
   h.made[0].close("shutting down");
   await done;
 });
+
+Deno.test("admission: a dial that succeeds takes the slot it was started for, up to the last one", async () => {
+  const h = harness({ maxPeers: 2 });
+  for (const port of [7, 8, 9]) {
+    h.remotes.set(`127.0.0.1:${port}`, { answer: peerId(`q${port}`) });
+  }
+  h.swarm.add([7, 8, 9].map((port) => ({ host: "127.0.0.1", port })), "dht");
+  await h.dialSome();
+  assert.equal(h.made.length, 2);
+  assert.equal(h.admission.connections.size, 2);
+  assert.equal(h.swarm.hasRoom, false);
+  // Full: the third address waits, undialled, for a slot.
+  await h.dialSome();
+  assert.equal(h.made.length, 2);
+  h.made[0].close("done");
+  h.clock.now = 1;
+  await h.dialSome();
+  assert.equal(h.made.length, 3);
+  assert.equal(h.made[2].record.key, "127.0.0.1:9");
+  for (const c of h.made) c.close("done");
+});
