@@ -16,13 +16,9 @@ import {
 import type { OpenedPeer } from "./peer/handshake_io.ts";
 import type { ActivePiece } from "./pieces/active_piece.ts";
 import type { Bitfield } from "./pieces/bitfield.ts";
-import { BLOCK_SIZE, PieceGeometry } from "./pieces/geometry.ts";
-import {
-  type BlockRequest,
-  type PickerPeer,
-  PiecePicker,
-} from "./pieces/picker.ts";
-import { BanRules } from "./pieces/ban_rules.ts";
+import { Download } from "./pieces/download.ts";
+import { PieceGeometry } from "./pieces/geometry.ts";
+import { PiecePicker } from "./pieces/picker.ts";
 import { saveResume } from "./storage/resume.ts";
 import type { PieceStore } from "./storage/store.ts";
 import type { Bandwidth } from "./swarm/bandwidth.ts";
@@ -90,17 +86,12 @@ export class Torrent implements PeerOwner {
   readonly connections: Set<PeerConnection>;
   /** Resolves when every piece is verified, rejects on a disk error. */
   readonly finished: Promise<void>;
-  /** Payload bytes taken into pieces, and sent, this run. */
-  downloaded = 0;
+  readonly download: Download<PeerConnection>;
+  /** Payload bytes sent this run. */
   uploaded = 0;
-  /** Payload bytes received and not taken: duplicates, unrequested or cancelled blocks (libtorrent's redundant bytes). */
-  wasted = 0;
   /** Failures of our own code while handling peers (bugs, each logged with its stack). */
   readonly internalErrors: InternalErrors;
-  /** Bytes of the pieces not yet verified. */
-  private bytesLeft: number;
   private admission: Admission<PeerConnection>;
-  private banRules = new BanRules();
   private choker: Choker<PeerConnection>;
   private pex: PeerExchange<PeerConnection>;
   private announcer: Announcer | null = null;
@@ -119,7 +110,6 @@ export class Torrent implements PeerOwner {
   private lastUploaded = 0;
   private stopped = false;
   private settle!: { resolve: () => void; reject: (e: unknown) => void };
-  private requests: BlockRequest[] = [];
 
   constructor(
     readonly meta: Metainfo,
@@ -138,10 +128,6 @@ export class Torrent implements PeerOwner {
       Math.floor((c.maxPieceMemoryMiB * 2 ** 20) / meta.pieceLength),
     );
     this.picker = new PiecePicker(this.geometry, have, maxActive);
-    this.bytesLeft = 0;
-    for (let i = 0; i < meta.pieceCount; i++) {
-      if (!have.has(i)) this.bytesLeft += this.geometry.pieceSize(i);
-    }
     this.swarm = new Swarm({
       maxPeers: c.maxPeers,
       maxHalfOpen: c.maxHalfOpen,
@@ -166,6 +152,19 @@ export class Torrent implements PeerOwner {
       log: options.log,
     });
     this.connections = this.admission.connections;
+    this.download = new Download({
+      picker: this.picker,
+      pieceHashes: meta.pieceHashes,
+      peers: this.connections,
+      store: (piece) => this.storePiece(piece),
+      chargeFailure: (num) => {
+        const record = this.admission.recordOf(num);
+        return record ? ++record.rating.failedPieces : 0;
+      },
+      ban: (ban) => this.admission.ban(ban.num, ban.reason),
+      completed: () => this.onComplete(),
+      log: options.log,
+    });
     this.finished = new Promise((resolve, reject) =>
       this.settle = { resolve, reject }
     );
@@ -184,6 +183,16 @@ export class Torrent implements PeerOwner {
 
   get complete(): boolean {
     return this.have.complete;
+  }
+
+  /** Payload bytes taken into pieces this run. */
+  get downloaded(): number {
+    return this.download.downloaded;
+  }
+
+  /** Payload bytes received and not taken (libtorrent's redundant bytes). */
+  get wasted(): number {
+    return this.download.wasted;
   }
 
   /**
@@ -215,7 +224,7 @@ export class Torrent implements PeerOwner {
         stats: () => ({
           uploaded: this.uploaded,
           downloaded: this.downloaded,
-          left: this.bytesLeft,
+          left: this.download.bytesLeft,
         }),
         onPeers: (peers, source) => this.addPeers(peers, source),
         log: this.options.log,
@@ -284,7 +293,7 @@ export class Torrent implements PeerOwner {
     return {
       piecesDone: this.have.count,
       pieceCount: this.meta.pieceCount,
-      bytesDone: this.meta.totalLength - this.bytesLeft,
+      bytesDone: this.meta.totalLength - this.download.bytesLeft,
       totalBytes: this.meta.totalLength,
       downloadRate: this.rateDown,
       uploadRate: this.rateUp,
@@ -315,21 +324,10 @@ export class Torrent implements PeerOwner {
     await this.announcer?.stop(3000);
   }
 
-  // --- PeerOwner: downloading ---
+  // --- PeerOwner: downloading (pieces/download.ts decides) ---
 
   peerHasChanged(peer: PeerConnection, index: number): void {
-    if (index < 0) this.picker.addPeer(peer.has);
-    else this.picker.peerHas(index);
-    if (this.complete && peer.has.complete) {
-      // Two seeds have nothing to trade.
-      return peer.close("both sides are seeds");
-    }
-    if (!peer.amInterested && !this.complete) {
-      const wanted = index < 0
-        ? this.picker.interesting(peer.has)
-        : !this.have.has(index);
-      if (wanted) peer.setInterested(true);
-    }
+    this.download.peerHas(peer, index);
   }
 
   blockArrived(
@@ -338,34 +336,8 @@ export class Torrent implements PeerOwner {
     begin: number,
     data: Uint8Array,
   ): void {
-    const block = this.geometry.blockAt(index, begin, data.length);
-    if (block < 0) {
-      throw new PeerViolation(
-        `sent block ${index}:${begin}+${data.length}, which does not exist`,
-      );
-    }
-    const id = this.geometry.blockId(index, block);
-    const wasRequested = peer.outstanding.delete(id);
-    const piece = this.picker.active.get(index);
-    // As libtorrent does, only a block asked of this peer and still missing
-    // is taken; the rest (a late answer to a cancelled request, an endgame
-    // duplicate, a block nobody asked for) is wasted.
-    if (!piece || !wasRequested || !piece.receive(block, data, peer.num)) {
-      this.wasted += data.length;
-      // Data for a piece nobody is fetching, never asked for, is a violation.
-      if (!piece && !wasRequested && !this.have.has(index)) {
-        throw new PeerViolation(
-          `sent piece ${index}, which was never requested`,
-        );
-      }
-      return;
-    }
-    this.downloaded += data.length;
-    peer.blockTaken(data.length);
-    if (piece.requesters[block] > 1) {
-      this.cancelElsewhere(peer, piece, block, id);
-    }
-    if (piece.complete) this.finishPiece(piece);
+    const violation = this.download.blockArrived(peer, index, begin, data);
+    if (violation) throw new PeerViolation(violation);
   }
 
   blockRejected(
@@ -374,29 +346,15 @@ export class Torrent implements PeerOwner {
     begin: number,
     length: number,
   ): void {
-    const block = this.geometry.blockAt(index, begin, length);
-    if (block < 0) return;
-    const id = this.geometry.blockId(index, block);
-    if (peer.outstanding.delete(id)) this.picker.release(id);
+    this.download.blockRejected(peer, index, begin, length);
   }
 
   fillPipeline(peer: PeerConnection): void {
-    const room = peer.pipelineRoom;
-    if (room === 0 || this.complete) return;
-    this.requests.length = 0;
-    // BEP 6: while the peer chokes us, only its allowed-fast pieces may be asked for.
-    const view: PickerPeer = peer.peerChoking
-      ? {
-        has: { has: (i) => peer.fastPieces.has(i) && peer.has.has(i) },
-        outstanding: peer.outstanding,
-      }
-      : peer;
-    this.picker.pick(view, room, this.requests);
-    if (this.requests.length > 0) peer.sendRequests(this.requests);
+    this.download.fill(peer);
   }
 
   requestsLost(_peer: PeerConnection, blockIds: Iterable<number>): void {
-    for (const id of blockIds) this.picker.release(id);
+    this.download.requestsLost(blockIds);
   }
 
   // --- PeerOwner: uploading ---
@@ -460,15 +418,11 @@ export class Torrent implements PeerOwner {
       snubs: peer.snubCount,
     };
     if (!this.admission.closed(peer, reason, cause, figures)) return;
-    this.picker.removePeer(peer.has);
-    this.requestsLost(peer, peer.outstanding);
-    peer.outstanding.clear();
+    this.download.peerGone(peer);
     this.choker.removed(peer, this.connections);
     this.pex.forget(peer);
     // Requests the peer held can go to others at once.
-    if (!this.stopped) {
-      for (const other of this.connections) this.fillPipeline(other);
-    }
+    if (!this.stopped) this.download.fillAll();
   }
 
   // --- helpers ---
@@ -518,57 +472,19 @@ export class Torrent implements PeerOwner {
     };
   }
 
-  private cancelElsewhere(
-    from: PeerConnection,
-    piece: ActivePiece,
-    block: number,
-    id: number,
-  ): void {
-    const begin = block * BLOCK_SIZE;
-    const length = this.geometry.blockSize(piece.index, block);
-    for (const other of this.connections) {
-      if (other !== from) other.sendCancel(id, piece.index, begin, length);
-    }
-  }
-
-  private finishPiece(piece: ActivePiece): void {
-    const index = piece.index;
-    if (
-      !piece.verify(this.meta.pieceHashes.subarray(index * 20, index * 20 + 20))
-    ) {
-      this.options.log(
-        `piece ${index} failed its hash check; fetching it again`,
-      );
-      const bans = this.banRules.pieceFailed(piece, (num) => {
-        const record = this.admission.recordOf(num);
-        return record ? ++record.rating.failedPieces : 0;
-      });
-      for (const ban of bans) this.admission.ban(ban.num, ban.reason);
-      this.picker.failed(piece);
-      return;
-    }
-    for (const ban of this.banRules.piecePassed(piece)) {
-      this.admission.ban(ban.num, ban.reason);
-    }
+  /** Writes a verified piece; a disk error stops the torrent. */
+  private storePiece(piece: ActivePiece): boolean {
     try {
-      this.store.writePiece(index, piece.buffer);
+      this.store.writePiece(piece.index, piece.buffer);
     } catch (e) {
-      return this.fail(e);
+      this.fail(e);
+      return false;
     }
-    this.picker.completed(piece);
-    this.bytesLeft -= piece.size;
     this.resumeDirty = true;
-    for (const peer of this.connections) {
-      if (!peer.has.has(index)) peer.sendHave(index);
-    }
-    if (this.complete) this.onComplete();
+    return true;
   }
 
   private onComplete(): void {
-    for (const peer of [...this.connections]) {
-      peer.setInterested(false);
-      if (peer.has.complete) peer.close("both sides are seeds");
-    }
     try {
       this.persist();
     } catch (e) {
@@ -597,14 +513,8 @@ export class Torrent implements PeerOwner {
     const c = this.options.config;
     for (const peer of [...this.connections]) {
       const reason = peer.tick(now, seconds, c.snubSeconds, c.peerIdleSeconds);
-      if (reason) {
-        peer.close(reason);
-        continue;
-      }
-      if (peer.amInterested && !this.picker.interesting(peer.has)) {
-        peer.setInterested(false);
-      }
-      this.fillPipeline(peer);
+      if (reason) peer.close(reason);
+      else this.download.tick(peer);
     }
     // A smoothed rate keeps the ETA from jumping with every tick.
     this.rateDown = this.rateDown * 0.6 +
