@@ -23,6 +23,7 @@ import { saveResume } from "./storage/resume.ts";
 import type { PieceStore } from "./storage/store.ts";
 import type { Bandwidth } from "./swarm/bandwidth.ts";
 import { Choker } from "./swarm/choker.ts";
+import { RateMeter } from "./swarm/rate_meter.ts";
 import { PeerExchange, type PexView } from "./swarm/pex.ts";
 import { Admission, type NewConnection } from "./swarm/admission.ts";
 import { type PeerRecord, Swarm } from "./swarm/swarm.ts";
@@ -72,8 +73,6 @@ export interface TorrentStats {
 }
 
 const TICK_MS = 1000;
-const RECHOKE_TICKS = 10;
-const OPTIMISTIC_TICKS = 30;
 /** BEP 3 caps a request at 128 KiB in practice (libtorrent refuses larger ones too). */
 const MAX_REQUEST = 128 * 1024;
 /** Requests of a peer we queue at most (our BEP 10 `reqq`). */
@@ -100,14 +99,11 @@ export class Torrent implements PeerOwner {
   /** BEP 27: a private torrent uses its trackers only: no DHT, PEX or LSD. */
   private readonly publicSwarm: boolean;
   private timer: ReturnType<typeof setInterval> | undefined;
-  private ticks = 0;
   private lastTick = performance.now();
   private lastResumeSave = performance.now();
   private resumeDirty = false;
-  private rateDown = 0;
-  private rateUp = 0;
-  private lastDownloaded = 0;
-  private lastUploaded = 0;
+  private rateDown = new RateMeter();
+  private rateUp = new RateMeter();
   private stopped = false;
   private settle!: { resolve: () => void; reject: (e: unknown) => void };
 
@@ -295,8 +291,8 @@ export class Torrent implements PeerOwner {
       pieceCount: this.meta.pieceCount,
       bytesDone: this.meta.totalLength - this.download.bytesLeft,
       totalBytes: this.meta.totalLength,
-      downloadRate: this.rateDown,
-      uploadRate: this.rateUp,
+      downloadRate: this.rateDown.rate,
+      uploadRate: this.rateUp.rate,
       peers: this.connections.size,
       knownPeers: this.swarm.peers.size,
       wastedBytes: this.wasted,
@@ -509,26 +505,15 @@ export class Torrent implements PeerOwner {
     const now = performance.now();
     const seconds = Math.max(0.001, (now - this.lastTick) / 1000);
     this.lastTick = now;
-    this.ticks++;
     const c = this.options.config;
     for (const peer of [...this.connections]) {
       const reason = peer.tick(now, seconds, c.snubSeconds, c.peerIdleSeconds);
       if (reason) peer.close(reason);
       else this.download.tick(peer);
     }
-    // A smoothed rate keeps the ETA from jumping with every tick.
-    this.rateDown = this.rateDown * 0.6 +
-      ((this.downloaded - this.lastDownloaded) / seconds) * 0.4;
-    this.rateUp = this.rateUp * 0.6 +
-      ((this.uploaded - this.lastUploaded) / seconds) * 0.4;
-    this.lastDownloaded = this.downloaded;
-    this.lastUploaded = this.uploaded;
-    if (this.ticks % RECHOKE_TICKS === 0) {
-      this.choker.rechoke(this.connections, this.complete, now);
-    } else this.choker.reclaimIdle(this.connections, now);
-    if (this.ticks % OPTIMISTIC_TICKS === 0) {
-      this.choker.rotateOptimistic(this.connections);
-    }
+    this.rateDown.sample(this.downloaded, seconds);
+    this.rateUp.sample(this.uploaded, seconds);
+    this.choker.tick(this.connections, this.complete, now);
     this.swarm.dialSome(now);
     if (this.swarm.shortOfPeers(now)) {
       this.announcer?.needPeers();

@@ -45,6 +45,8 @@ export class PiecePicker {
     readonly geometry: PieceGeometry,
     readonly have: Bitfield,
     private maxActivePieces: number,
+    /** Numbers in [0, 1) that break ties between equally rare pieces (seeded in tests). */
+    private random: () => number = Math.random,
   ) {
     this.availability = new Uint32Array(geometry.pieceCount);
   }
@@ -186,7 +188,7 @@ export class PiecePicker {
   /** The rarest piece the peer has and nobody is fetching; random among equals. */
   private rarestMissing(has: PieceSet): number {
     const n = this.geometry.pieceCount;
-    const start = Math.floor(Math.random() * n);
+    const start = Math.floor(this.random() * n);
     let best = -1;
     let bestCount = Infinity;
     for (let k = 0; k < n; k++) {

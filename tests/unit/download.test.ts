@@ -11,6 +11,7 @@ import { Bitfield } from "../../src/pieces/bitfield.ts";
 import { Download, type DownloadPeer } from "../../src/pieces/download.ts";
 import { BLOCK_SIZE, PieceGeometry } from "../../src/pieces/geometry.ts";
 import { type BlockRequest, PiecePicker } from "../../src/pieces/picker.ts";
+import { seededRandom } from "../helpers/seeded_random.ts";
 
 const PIECES = 4;
 const PIECE_LENGTH = 2 * BLOCK_SIZE;
@@ -68,7 +69,7 @@ class FakePeer implements DownloadPeer {
 
 function setup(have = new Bitfield(PIECES), storeFails = false) {
   const geometry = new PieceGeometry(PIECES, PIECE_LENGTH, DATA.length);
-  const picker = new PiecePicker(geometry, have, 8);
+  const picker = new PiecePicker(geometry, have, 8, seededRandom(5));
   const peers = new Set<FakePeer>();
   const stored: number[] = [];
   const bans: Ban[] = [];

@@ -10,11 +10,15 @@ import {
   Choker,
   type ChokerPeer,
   IDLE_SLOT_MS,
+  OPTIMISTIC_TICKS,
+  RECHOKE_TICKS,
 } from "../../src/swarm/choker.ts";
+import { seededRandom } from "../helpers/seeded_random.ts";
 import {
   formatPeerReport,
   peerReportRows,
 } from "../../src/swarm/peer_report.ts";
+import { RateMeter } from "../../src/swarm/rate_meter.ts";
 import { newRating, score } from "../../src/swarm/rating.ts";
 import { type PeerRecord, Swarm } from "../../src/swarm/swarm.ts";
 
@@ -53,6 +57,30 @@ Deno.test("choker: leeching, the fastest uploaders to us get the regular slots",
   assert.deepEqual(unchoked(peers), ["fast", "mid"]);
   choker.rotateOptimistic(peers);
   assert.deepEqual(unchoked(peers), ["fast", "mid", "slow"]);
+});
+
+Deno.test("choker: each tick reclaims idle slots, every 10th is a round, every 30th a new optimistic unchoke drawn at random", () => {
+  const peers = ["a", "b", "c", "d"].map((n, i) => new FakePeer(n, true, i));
+  // Each keeps asking, so no slot is idle.
+  for (const p of peers) p.uploadsQueued = 1;
+  const draws: number[] = [];
+  const random = seededRandom(3);
+  const choker = new Choker<FakePeer>(2, () => {
+    draws.push(random());
+    return draws.at(-1)!;
+  });
+  for (let t = 1; t < RECHOKE_TICKS; t++) choker.tick(peers, false, t * 1000);
+  assert.deepEqual(unchoked(peers), [], "no round yet");
+  choker.tick(peers, false, RECHOKE_TICKS * 1000);
+  // 2 slots: the fastest (d) gets the regular one; the optimistic is not drawn yet.
+  assert.deepEqual(unchoked(peers), ["d"]);
+  for (let t = RECHOKE_TICKS + 1; t <= OPTIMISTIC_TICKS; t++) {
+    choker.tick(peers, false, t * 1000);
+  }
+  assert.equal(draws.length, 1);
+  // The draw picks among the three choked peers, in their order.
+  const drawn = ["a", "b", "c"][Math.floor(draws[0] * 3)];
+  assert.deepEqual(unchoked(peers), [drawn, "d"].sort());
 });
 
 Deno.test("choker: seeding ranks by upload rate; anti-snub only while leeching", () => {
@@ -346,4 +374,14 @@ Deno.test("swarm: a closed connection's figures join its address's rating, whate
     failures: 0,
   });
   assert.ok(swarm.hasRoom);
+});
+
+Deno.test("rate meter: each sample moves the figure 40% of the way to the tick's rate", () => {
+  const meter = new RateMeter();
+  meter.sample(1000, 1);
+  assert.equal(meter.rate, 400);
+  meter.sample(3000, 2); // 1000 B/s over this tick
+  assert.equal(meter.rate, 400 * 0.6 + 1000 * 0.4);
+  meter.sample(3000, 1);
+  assert.equal(meter.rate, (400 * 0.6 + 1000 * 0.4) * 0.6);
 });
