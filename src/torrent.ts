@@ -1,10 +1,19 @@
-// One torrent: wires discovery (trackers, --peer, incoming, DHT, PEX, LSD) -> swarm ->
-// connections -> picker -> storage on the way down, storage -> connections
-// under the choker on the way up, and keeps the numbers the progress view
-// shows. It owns its timers, connections and store, and releases them all
-// in stop().
+// One torrent: wires discovery (trackers, --peer, incoming, DHT, PEX, LSD) ->
+// swarm and admission -> connections -> download side -> storage on the way
+// down, storage -> connections under the choker on the way up, and keeps the
+// numbers the progress view shows. The decisions live in the parts it wires:
+// swarm/admission.ts (who connects), swarm/pex.ts (BEP 11),
+// pieces/download.ts (what to ask, what a block means), pieces/ban_rules.ts
+// (who is banned), swarm/upload.ts (who may download from us). It owns its
+// timers, connections and store, and releases them all in stop().
 
 import type { Config } from "./config.ts";
+import {
+  type DhtService,
+  type LocalDiscoveryService,
+} from "./discovery/peer_sources.ts";
+import { TorrentDiscovery } from "./discovery/torrent_discovery.ts";
+import type { HandedOverPeer } from "./metadata/metadata_peer.ts";
 import type { Metainfo } from "./metainfo/metainfo.ts";
 import { clientName } from "./peer/client_name.ts";
 import { PeerConnection, type PeerOwner } from "./peer/connection.ts";
@@ -14,34 +23,27 @@ import {
   PeerViolation,
 } from "./peer/faults.ts";
 import type { OpenedPeer } from "./peer/handshake_io.ts";
+import type { TakenOverStream } from "./peer/prior_state.ts";
 import type { ActivePiece } from "./pieces/active_piece.ts";
 import type { Bitfield } from "./pieces/bitfield.ts";
 import { Download } from "./pieces/download.ts";
 import { PieceGeometry } from "./pieces/geometry.ts";
-import { PiecePicker } from "./pieces/picker.ts";
+import { activePiecesWithin, PiecePicker } from "./pieces/picker.ts";
 import { saveResume } from "./storage/resume.ts";
+import { ResumeSaver } from "./storage/resume_saver.ts";
 import type { PieceStore } from "./storage/store.ts";
-import type { Bandwidth } from "./swarm/bandwidth.ts";
-import { Choker } from "./swarm/choker.ts";
-import { RateMeter } from "./swarm/rate_meter.ts";
-import { PeerExchange, type PexView } from "./swarm/pex.ts";
 import { Admission, type NewConnection } from "./swarm/admission.ts";
-import { type PeerRecord, Swarm } from "./swarm/swarm.ts";
-import { Announcer } from "./tracker/announcer.ts";
+import type { Bandwidth } from "./swarm/bandwidth.ts";
+import { PeerExchange, type PexView } from "./swarm/pex.ts";
+import { RateMeter } from "./swarm/rate_meter.ts";
+import type { PeerRecord, Swarm } from "./swarm/swarm.ts";
+import { Upload } from "./swarm/upload.ts";
 import type { PeerAddress } from "./tracker/types.ts";
-import type { HandedOverPeer } from "./metadata/metadata_peer.ts";
-import type { TakenOverStream } from "./peer/prior_state.ts";
-import { allowedFastSet } from "./wire/allowed_fast.ts";
 import {
   encodeExtensionHandshake,
   type ExtensionName,
 } from "./wire/extension.ts";
 import { hasFlag, reservedWith } from "./wire/handshake.ts";
-import {
-  type DhtService,
-  type LocalDiscoveryService,
-  PeerSources,
-} from "./discovery/peer_sources.ts";
 import { VERSION } from "./version.ts";
 
 export interface TorrentOptions {
@@ -73,37 +75,31 @@ export interface TorrentStats {
 }
 
 const TICK_MS = 1000;
-/** BEP 3 caps a request at 128 KiB in practice (libtorrent refuses larger ones too). */
-const MAX_REQUEST = 128 * 1024;
 /** Requests of a peer we queue at most (our BEP 10 `reqq`). */
 const UPLOAD_QUEUE = 500;
 
-export class Torrent implements PeerOwner {
-  readonly geometry: PieceGeometry;
+export class Torrent {
   readonly picker: PiecePicker;
   readonly swarm: Swarm;
   readonly connections: Set<PeerConnection>;
   /** Resolves when every piece is verified, rejects on a disk error. */
   readonly finished: Promise<void>;
-  readonly download: Download<PeerConnection>;
-  /** Payload bytes sent this run. */
-  uploaded = 0;
   /** Failures of our own code while handling peers (bugs, each logged with its stack). */
   readonly internalErrors: InternalErrors;
   private admission: Admission<PeerConnection>;
-  private choker: Choker<PeerConnection>;
+  private download: Download<PeerConnection>;
+  private upload: Upload<PeerConnection>;
   private pex: PeerExchange<PeerConnection>;
-  private announcer: Announcer | null = null;
-  private peerSources: PeerSources | null = null;
+  private discovery: TorrentDiscovery;
+  /** What every connection reports to: the parts above, one line each. */
+  private owner: PeerOwner;
   private extensionHandshake: Uint8Array | null = null;
   /** BEP 27: a private torrent uses its trackers only: no DHT, PEX or LSD. */
-  private readonly publicSwarm: boolean;
+  private readonly dht: DhtService | null;
   private timer: ReturnType<typeof setInterval> | undefined;
   private lastTick = performance.now();
-  private lastResumeSave = performance.now();
-  private resumeDirty = false;
+  private resume: ResumeSaver;
   private rateDown = new RateMeter();
-  private rateUp = new RateMeter();
   private stopped = false;
   private settle!: { resolve: () => void; reject: (e: unknown) => void };
 
@@ -114,31 +110,23 @@ export class Torrent implements PeerOwner {
     private options: TorrentOptions,
   ) {
     const c = options.config;
-    this.geometry = new PieceGeometry(
-      meta.pieceCount,
-      meta.pieceLength,
-      meta.totalLength,
+    this.picker = new PiecePicker(
+      new PieceGeometry(meta.pieceCount, meta.pieceLength, meta.totalLength),
+      have,
+      activePiecesWithin(c.maxPieceMemoryMiB * 2 ** 20, meta.pieceLength),
     );
-    const maxActive = Math.max(
-      2,
-      Math.floor((c.maxPieceMemoryMiB * 2 ** 20) / meta.pieceLength),
-    );
-    this.picker = new PiecePicker(this.geometry, have, maxActive);
-    this.swarm = new Swarm({
-      maxPeers: c.maxPeers,
-      maxHalfOpen: c.maxHalfOpen,
-      reconnectBaseMs: c.reconnectBaseSeconds * 1000,
-      dial: (record) => this.admission.dial(record),
-    });
-    this.choker = new Choker(c.uploadSlots);
     this.internalErrors = new InternalErrors(options.log);
-    this.publicSwarm = !meta.private;
-    this.pex = new PeerExchange(this.publicSwarm && c.pex);
+    this.dht = meta.private ? null : options.dht;
+    this.pex = new PeerExchange(!meta.private && c.pex);
     const reserved = reservedWith(
       this.dht ? ["fast", "extension", "dht"] : ["fast", "extension"],
     );
     this.admission = new Admission({
-      swarm: this.swarm,
+      limits: {
+        maxPeers: c.maxPeers,
+        maxHalfOpen: c.maxHalfOpen,
+        reconnectBaseMs: c.reconnectBaseSeconds * 1000,
+      },
       handshake: { reserved, infoHash: meta.infoHash, peerId: options.peerId },
       connectTimeoutMs: c.connectTimeoutSeconds * 1000,
       start: (opened, record, dialled, takenOver) =>
@@ -147,30 +135,47 @@ export class Torrent implements PeerOwner {
       internalErrors: this.internalErrors,
       log: options.log,
     });
+    this.swarm = this.admission.swarm;
     this.connections = this.admission.connections;
+    this.upload = new Upload(this.connections, {
+      slots: c.uploadSlots,
+      geometry: this.picker.geometry,
+      have,
+      infoHash: meta.infoHash,
+      read: (index, begin, out) => store.readBlock(index, begin, out),
+      log: options.log,
+    });
     this.download = new Download({
       picker: this.picker,
       pieceHashes: meta.pieceHashes,
       peers: this.connections,
       store: (piece) => this.storePiece(piece),
-      chargeFailure: (num) => {
-        const record = this.admission.recordOf(num);
-        return record ? ++record.rating.failedPieces : 0;
-      },
+      chargeFailure: (num) => this.admission.failedPiece(num),
       ban: (ban) => this.admission.ban(ban.num, ban.reason),
       completed: () => this.onComplete(),
       log: options.log,
     });
+    this.discovery = new TorrentDiscovery(
+      meta,
+      options,
+      () => ({
+        uploaded: this.uploaded,
+        downloaded: this.downloaded,
+        left: this.download.bytesLeft,
+      }),
+      (peers, source) => this.addPeers(peers, source),
+    );
+    this.resume = new ResumeSaver(
+      () => saveResume(store, options.resumeFile, this.have),
+      c.resumeSaveSeconds * 1000,
+      performance.now(),
+    );
+    this.owner = this.peerOwner();
     this.finished = new Promise((resolve, reject) =>
       this.settle = { resolve, reject }
     );
     // A caller that only awaits stop() must not see an unhandled rejection.
     this.finished.catch(() => {});
-  }
-
-  /** The DHT node, when this torrent may use it. */
-  private get dht(): DhtService | null {
-    return this.publicSwarm ? this.options.dht : null;
   }
 
   get have(): Bitfield {
@@ -186,6 +191,11 @@ export class Torrent implements PeerOwner {
     return this.download.downloaded;
   }
 
+  /** Payload bytes sent this run. */
+  get uploaded(): number {
+    return this.upload.uploaded;
+  }
+
   /** Payload bytes received and not taken (libtorrent's redundant bytes). */
   get wasted(): number {
     return this.download.wasted;
@@ -197,7 +207,6 @@ export class Torrent implements PeerOwner {
    * and seeds.
    */
   start(extraPeers: PeerAddress[], listenPort: number): void {
-    const c = this.options.config;
     const extensions: ExtensionName[] = ["ut_metadata"];
     if (this.pex.enabled) extensions.push("ut_pex");
     this.extensionHandshake = encodeExtensionHandshake({
@@ -208,37 +217,7 @@ export class Torrent implements PeerOwner {
       metadataSize: this.meta.infoBytes.length,
     });
     this.addPeers(extraPeers, "command line");
-    if (this.meta.trackers.length > 0) {
-      this.announcer = new Announcer(this.meta.trackers, {
-        infoHash: this.meta.infoHash,
-        peerId: this.options.peerId,
-        port: listenPort,
-        numWant: c.numWant,
-        timeoutMs: c.trackerTimeoutSeconds * 1000,
-        udpMaxRetries: c.udpTrackerRetries,
-        minReannounceSeconds: c.minReannounceSeconds,
-        stats: () => ({
-          uploaded: this.uploaded,
-          downloaded: this.downloaded,
-          left: this.download.bytesLeft,
-        }),
-        onPeers: (peers, source) => this.addPeers(peers, source),
-        log: this.options.log,
-      });
-      this.announcer.start();
-    }
-    if (this.publicSwarm && (this.options.dht || this.options.lsd)) {
-      this.peerSources = new PeerSources({
-        infoHash: this.meta.infoHash,
-        infoHashHex: this.meta.infoHashHex,
-        dht: this.options.dht,
-        lsd: this.options.lsd,
-        announcePort: listenPort,
-        onPeers: (peers, source) => this.addPeers(peers, source),
-        log: this.options.log,
-      });
-      this.peerSources.start();
-    }
+    this.discovery.start(listenPort);
     this.timer = setInterval(() => {
       // A bug of ours in one tick is reported, and the next tick runs.
       try {
@@ -253,14 +232,15 @@ export class Torrent implements PeerOwner {
 
   /** Trackers and the DHT are told `port` from now on (a port mapping made or moved). */
   setAnnouncePort(port: number): void {
-    this.announcer?.setPort(port);
-    this.peerSources?.setAnnouncePort(port);
+    this.discovery.setPort(port);
   }
 
-  addPeers(peers: PeerAddress[], source: string): void {
-    if (this.stopped) return;
-    this.swarm.add(peers, source);
+  /** Adds addresses to the swarm and dials what it can; returns how many were new. */
+  addPeers(peers: PeerAddress[], source: string): number {
+    if (this.stopped) return 0;
+    const fresh = this.swarm.add(peers, source);
     this.swarm.dialSome(performance.now());
+    return fresh;
   }
 
   /** Takes over a connection whose handshake the listener read. */
@@ -279,10 +259,7 @@ export class Torrent implements PeerOwner {
 
   /** Addresses that sent us data, most first (complete once stop() has closed the peers). */
   sources(): { address: string; bytes: number }[] {
-    return [...this.swarm.peers.values()]
-      .filter((p) => p.rating.downloaded > 0)
-      .sort((a, b) => b.rating.downloaded - a.rating.downloaded)
-      .map((p) => ({ address: p.key, bytes: p.rating.downloaded }));
+    return this.swarm.sources();
   }
 
   stats(): TorrentStats {
@@ -292,7 +269,7 @@ export class Torrent implements PeerOwner {
       bytesDone: this.meta.totalLength - this.download.bytesLeft,
       totalBytes: this.meta.totalLength,
       downloadRate: this.rateDown.rate,
-      uploadRate: this.rateUp.rate,
+      uploadRate: this.upload.rate.rate,
       peers: this.connections.size,
       knownPeers: this.swarm.peers.size,
       wastedBytes: this.wasted,
@@ -309,103 +286,52 @@ export class Torrent implements PeerOwner {
     for (const peer of [...this.connections]) peer.close("shutting down");
     await this.admission.drained();
     try {
-      this.persist();
+      this.resume.saveNow(performance.now());
     } catch (e) {
       this.options.log(
         `could not save resume data: ${e instanceof Error ? e.message : e}`,
       );
     }
     this.store.close();
-    this.peerSources?.stop();
-    await this.announcer?.stop(3000);
+    await this.discovery.stop();
   }
 
-  // --- PeerOwner: downloading (pieces/download.ts decides) ---
-
-  peerHasChanged(peer: PeerConnection, index: number): void {
-    this.download.peerHas(peer, index);
+  /** Which part hears which of a connection's events. */
+  private peerOwner(): PeerOwner {
+    const { download, upload } = this;
+    return {
+      peerHasChanged: (peer, index) => download.peerHas(peer, index),
+      blockArrived: (peer, index, begin, data) => {
+        const violation = download.blockArrived(peer, index, begin, data);
+        if (violation) throw new PeerViolation(violation);
+      },
+      blockRejected: (peer, index, begin, length) =>
+        download.blockRejected(peer, index, begin, length),
+      fillPipeline: (peer) => download.fill(peer),
+      requestsLost: (_peer, blockIds) => download.requestsLost(blockIds),
+      refuseRequest: (index, begin, length) =>
+        upload.refusal(index, begin, length),
+      readBlock: (index, begin, out) => upload.read(index, begin, out),
+      blockServed: (length) => upload.served(length),
+      peerInterested: (peer) => upload.interested(peer),
+      pexReceived: (peer, added) => this.pexReceived(peer, added),
+      dhtNodeLearned: (peer, port) => this.dht?.addNode(peer.host, port),
+      internalError: (peer, error) =>
+        this.internalErrors.report(`with peer ${peer.address}`, error),
+      closed: (peer, reason, cause) => this.closed(peer, reason, cause),
+    };
   }
 
-  blockArrived(
-    peer: PeerConnection,
-    index: number,
-    begin: number,
-    data: Uint8Array,
-  ): void {
-    const violation = this.download.blockArrived(peer, index, begin, data);
-    if (violation) throw new PeerViolation(violation);
-  }
-
-  blockRejected(
-    peer: PeerConnection,
-    index: number,
-    begin: number,
-    length: number,
-  ): void {
-    this.download.blockRejected(peer, index, begin, length);
-  }
-
-  fillPipeline(peer: PeerConnection): void {
-    this.download.fill(peer);
-  }
-
-  requestsLost(_peer: PeerConnection, blockIds: Iterable<number>): void {
-    this.download.requestsLost(blockIds);
-  }
-
-  // --- PeerOwner: uploading ---
-
-  refuseRequest(index: number, begin: number, length: number): string | null {
-    if (index >= this.meta.pieceCount) return `piece ${index} does not exist`;
-    if (length === 0 || length > MAX_REQUEST) {
-      return `request of ${length} bytes`;
-    }
-    if (begin + length > this.geometry.pieceSize(index)) {
-      return `request past the end of piece ${index}`;
-    }
-    if (!this.have.has(index)) return `piece ${index} is not verified here`;
-    return null;
-  }
-
-  readBlock(index: number, begin: number, out: Uint8Array): boolean {
-    try {
-      return this.store.readBlock(index, begin, out);
-    } catch (e) {
-      this.options.log(
-        `cannot serve piece ${index}: ${e instanceof Error ? e.message : e}`,
-      );
-      return false;
-    }
-  }
-
-  blockServed(length: number): void {
-    this.uploaded += length;
-  }
-
-  peerInterested(peer: PeerConnection): void {
-    this.choker.interested(peer, this.connections);
-  }
-
-  pexReceived(peer: PeerConnection, added: PeerAddress[]): void {
-    if (this.stopped) return;
+  private pexReceived(peer: PeerConnection, added: PeerAddress[]): void {
     const taken = this.pex.received(peer, added, performance.now());
     if (taken.length === 0) return;
-    const fresh = this.swarm.add(taken, "pex");
+    const fresh = this.addPeers(taken, "pex");
     if (fresh > 0) {
       this.options.log(`PEX: ${peer.address} told us of ${fresh} new peers`);
-      this.swarm.dialSome(performance.now());
     }
   }
 
-  dhtNodeLearned(peer: PeerConnection, port: number): void {
-    this.dht?.addNode(peer.host, port);
-  }
-
-  internalError(peer: PeerConnection, error: unknown): void {
-    this.internalErrors.report(`with peer ${peer.address}`, error);
-  }
-
-  closed(peer: PeerConnection, reason: string, cause: CloseCause): void {
+  private closed(peer: PeerConnection, reason: string, cause: CloseCause) {
     const figures = {
       downloaded: peer.downloaded,
       uploaded: peer.uploaded,
@@ -415,13 +341,11 @@ export class Torrent implements PeerOwner {
     };
     if (!this.admission.closed(peer, reason, cause, figures)) return;
     this.download.peerGone(peer);
-    this.choker.removed(peer, this.connections);
+    this.upload.removed(peer);
     this.pex.forget(peer);
     // Requests the peer held can go to others at once.
     if (!this.stopped) this.download.fillAll();
   }
-
-  // --- helpers ---
 
   /** Makes the connection of a peer admission let in. */
   private startConnection(
@@ -431,37 +355,31 @@ export class Torrent implements PeerOwner {
     takenOver?: TakenOverStream,
   ): NewConnection<PeerConnection> {
     const c = this.options.config;
+    const reserved = opened.remote.reserved;
     const peer = new PeerConnection(
       opened.conn,
       record.host,
       record.port,
       opened.remote.peerId,
       this.meta.pieceCount,
-      this,
+      this.owner,
       {
         maxRequests: c.maxRequestsPerPeer,
         pipelineSeconds: c.pipelineSeconds,
-        fast: hasFlag(opened.remote.reserved, "fast"),
+        fast: hasFlag(reserved, "fast"),
         listenPortKnown: dialled,
         download: this.options.download,
         upload: this.options.upload,
-        extensionHandshake: hasFlag(opened.remote.reserved, "extension")
+        extensionHandshake: hasFlag(reserved, "extension")
           ? this.extensionHandshake
           : null,
         pex: this.pex.enabled,
-        dhtPort: this.dht && hasFlag(opened.remote.reserved, "dht")
-          ? this.dht.port
-          : 0,
+        dhtPort: this.dht && hasFlag(reserved, "dht") ? this.dht.port : 0,
         metadata: this.meta.infoBytes,
       },
     );
     record.client = clientName(opened.remote.peerId);
-    const offered = allowedFastSet(
-      record.host,
-      this.meta.infoHash,
-      this.meta.pieceCount,
-    )
-      .filter((i) => this.have.has(i));
+    const offered = this.upload.offeredFast(record.host);
     return {
       connection: peer,
       run: () => peer.run(opened.leftover, this.have, offered, takenOver),
@@ -473,32 +391,21 @@ export class Torrent implements PeerOwner {
     try {
       this.store.writePiece(piece.index, piece.buffer);
     } catch (e) {
-      this.fail(e);
+      this.settle.reject(e);
       return false;
     }
-    this.resumeDirty = true;
+    this.resume.changed();
     return true;
   }
 
   private onComplete(): void {
     try {
-      this.persist();
+      this.resume.saveNow(performance.now());
     } catch (e) {
-      return this.fail(e);
+      return this.settle.reject(e);
     }
-    this.announcer?.completed();
+    this.discovery.completed();
     this.settle.resolve();
-  }
-
-  private fail(error: unknown): void {
-    this.settle.reject(error);
-  }
-
-  /** Records the verified pieces (resume.ts says when the data is synced). */
-  private persist(): void {
-    saveResume(this.store, this.options.resumeFile, this.have);
-    this.resumeDirty = false;
-    this.lastResumeSave = performance.now();
   }
 
   private tick(): void {
@@ -512,24 +419,16 @@ export class Torrent implements PeerOwner {
       else this.download.tick(peer);
     }
     this.rateDown.sample(this.downloaded, seconds);
-    this.rateUp.sample(this.uploaded, seconds);
-    this.choker.tick(this.connections, this.complete, now);
+    this.upload.tick(this.complete, now, seconds);
     this.swarm.dialSome(now);
-    if (this.swarm.shortOfPeers(now)) {
-      this.announcer?.needPeers();
-      this.peerSources?.needPeers();
-    }
+    if (this.swarm.shortOfPeers(now)) this.discovery.needPeers();
     for (const m of this.pex.due(this.connections, pexView, now)) {
       m.peer.sendPex(m.added, m.dropped);
     }
-    if (
-      this.resumeDirty && now - this.lastResumeSave > c.resumeSaveSeconds * 1000
-    ) {
-      try {
-        this.persist();
-      } catch (e) {
-        this.fail(e);
-      }
+    try {
+      this.resume.tick(now);
+    } catch (e) {
+      this.settle.reject(e);
     }
   }
 }

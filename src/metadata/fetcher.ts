@@ -10,7 +10,7 @@ import { type CloseCause, InternalErrors } from "../peer/faults.ts";
 import type { OpenedPeer } from "../peer/handshake_io.ts";
 import { Admission, type NewConnection } from "../swarm/admission.ts";
 import { PeerExchange } from "../swarm/pex.ts";
-import { type PeerRecord, Swarm } from "../swarm/swarm.ts";
+import type { PeerRecord, Swarm } from "../swarm/swarm.ts";
 import { type Handshake, hasFlag } from "../wire/handshake.ts";
 import { dictionaryFailed } from "../pieces/ban_rules.ts";
 import { MetadataAssembly } from "./assembly.ts";
@@ -71,20 +71,19 @@ export class MetadataFetcher implements MetadataPeerOwner {
   constructor(private options: MetadataFetchOptions) {
     this.internalErrors = new InternalErrors(options.log);
     this.pex = new PeerExchange(options.pex);
-    this.swarm = new Swarm({
-      maxPeers: options.maxPeers,
-      maxHalfOpen: options.maxHalfOpen,
-      reconnectBaseMs: options.reconnectBaseMs,
-      dial: (record) => this.admission.dial(record),
-    });
     this.admission = new Admission({
-      swarm: this.swarm,
+      limits: {
+        maxPeers: options.maxPeers,
+        maxHalfOpen: options.maxHalfOpen,
+        reconnectBaseMs: options.reconnectBaseMs,
+      },
       handshake: options.handshake,
       connectTimeoutMs: options.connectTimeoutMs,
       start: (opened, record) => this.startConnection(opened, record),
       internalErrors: this.internalErrors,
       log: options.log,
     });
+    this.swarm = this.admission.swarm;
     this.peers = this.admission.connections;
     this.done = new Promise((resolve) => this.resolve = resolve);
     this.timer = setInterval(() => this.tick(), TICK_MS);

@@ -36,6 +36,14 @@ export interface BlockRequest {
 /** The most endgame requests any one block may have in flight. */
 const ENDGAME_MAX_REQUESTERS = 2;
 
+/** Pieces in progress at once: as many buffers as fit `memoryBytes` (the bound on in-flight data), at least 2. */
+export function activePiecesWithin(
+  memoryBytes: number,
+  pieceLength: number,
+): number {
+  return Math.max(2, Math.floor(memoryBytes / pieceLength));
+}
+
 export class PiecePicker {
   readonly availability: Uint32Array;
   readonly active = new Map<number, ActivePiece>();

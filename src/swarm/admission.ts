@@ -20,7 +20,7 @@ import type { TakenOverStream } from "../peer/prior_state.ts";
 import { BLOCK_SIZE } from "../pieces/geometry.ts";
 import { encodeHandshake, type Handshake } from "../wire/handshake.ts";
 import { type ConnectionFigures, score } from "./rating.ts";
-import type { PeerRecord, Swarm } from "./swarm.ts";
+import { type PeerRecord, Swarm, type SwarmOptions } from "./swarm.ts";
 
 /** What admission needs of a live connection. */
 export interface AdmittedConnection {
@@ -38,7 +38,8 @@ export interface NewConnection<C> {
 }
 
 export interface AdmissionOptions<C extends AdmittedConnection> {
-  swarm: Swarm;
+  /** The limits of the swarm this admission dials for. */
+  limits: Omit<SwarmOptions, "dial">;
   /** Our BEP 3 handshake (the info-hash and our peer id). */
   handshake: Handshake;
   connectTimeoutMs: number;
@@ -77,6 +78,8 @@ interface Admitted<C> {
 }
 
 export class Admission<C extends AdmittedConnection> {
+  /** The known addresses; it asks this admission to dial them. */
+  readonly swarm: Swarm;
   readonly connections = new Set<C>();
   /** Live connections, and the last CLOSED_REMEMBERED closed ones, by number. */
   private admitted = new Map<number, Admitted<C>>();
@@ -91,10 +94,10 @@ export class Admission<C extends AdmittedConnection> {
   constructor(private options: AdmissionOptions<C>) {
     this.now = options.now ?? (() => performance.now());
     this.connect = options.connect ?? dialPeer;
-  }
-
-  get swarm(): Swarm {
-    return this.options.swarm;
+    this.swarm = new Swarm({
+      ...options.limits,
+      dial: (record) => this.dial(record),
+    });
   }
 
   /** Dials a record the swarm picked (the swarm's `dial`). */
@@ -201,6 +204,12 @@ export class Admission<C extends AdmittedConnection> {
   /** The record of a live or recently closed connection. */
   recordOf(num: number): PeerRecord | undefined {
     return this.admitted.get(num)?.record;
+  }
+
+  /** A piece that failed its hash had blocks of this connection: returns its address's failed pieces so far. */
+  failedPiece(num: number): number {
+    const record = this.recordOf(num);
+    return record ? ++record.rating.failedPieces : 0;
   }
 
   /** Bans a connection's address and peer id for the rest of the run, and closes it. */

@@ -89,6 +89,14 @@ export class Swarm {
     return this.connected + this.halfOpen < this.options.maxPeers;
   }
 
+  /** Addresses that sent us data, most first (with the figures of closed connections). */
+  sources(): { address: string; bytes: number }[] {
+    return [...this.peers.values()]
+      .filter((p) => p.rating.downloaded > 0)
+      .sort((a, b) => b.rating.downloaded - a.rating.downloaded)
+      .map((p) => ({ address: p.key, bytes: p.rating.downloaded }));
+  }
+
   /** True when fewer peers are connected or dialable than we could use. */
   shortOfPeers(now: number): boolean {
     if (this.connected >= this.options.maxPeers / 2) return false;

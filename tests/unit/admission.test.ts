@@ -16,7 +16,7 @@ import {
   CLOSED_REMEMBERED,
 } from "../../src/swarm/admission.ts";
 import type { ConnectionFigures } from "../../src/swarm/rating.ts";
-import { type PeerRecord, Swarm } from "../../src/swarm/swarm.ts";
+import type { PeerRecord } from "../../src/swarm/swarm.ts";
 import { encodeHandshake, type Handshake } from "../../src/wire/handshake.ts";
 import { FakeConn, settle } from "../helpers/fake_conn.ts";
 
@@ -70,14 +70,12 @@ function harness(
   const remotes = new Map<string, Remote>();
   const made: TestConnection[] = [];
   const sockets: FakeConn[] = [];
-  const swarm = new Swarm({
-    maxPeers: opts.maxPeers ?? 10,
-    maxHalfOpen: 4,
-    reconnectBaseMs: 1000,
-    dial: (record) => admission.dial(record),
-  });
   const admission: Admission<TestConnection> = new Admission({
-    swarm,
+    limits: {
+      maxPeers: opts.maxPeers ?? 10,
+      maxHalfOpen: 4,
+      reconnectBaseMs: 1000,
+    },
     handshake: OURS,
     connectTimeoutMs: 1000,
     start: (opened, record, dialled) => {
@@ -102,6 +100,7 @@ function harness(
       return Promise.resolve(opened(remote.answer));
     },
   });
+  const swarm = admission.swarm;
   const opened = (id: Uint8Array): OpenedPeer => {
     const fake = new FakeConn();
     sockets.push(fake);
