@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { Ban } from "../../src/pieces/ban_rules.ts";
+import { BlockState } from "../../src/pieces/active_piece.ts";
 import { Bitfield } from "../../src/pieces/bitfield.ts";
 import { Download, type DownloadPeer } from "../../src/pieces/download.ts";
 import { BLOCK_SIZE, PieceGeometry } from "../../src/pieces/geometry.ts";
@@ -303,4 +304,62 @@ Deno.test("download: a piece that cannot be stored is not counted as done", () =
   assert.equal(t.picker.have.count, 0);
   assert.equal(t.download.bytesLeft, DATA.length);
   assert.equal(t.completed(), 0);
+});
+
+Deno.test("download: NOTES.md's invariants hold through seeded random requests, arrivals, rejects, chokes, closes and hash failures", () => {
+  for (let seed = 1; seed <= 40; seed++) {
+    const random = seededRandom(seed);
+    const below = (n: number) => Math.floor(random() * n);
+    const t = setup();
+    for (let i = 0; i < 3; i++) t.join().room = 1 + below(4);
+    const check = (step: number) => {
+      for (const piece of t.picker.active.values()) {
+        for (let b = 0; b < piece.blockCount; b++) {
+          const id = t.picker.geometry.blockId(piece.index, b);
+          const holders = [...t.peers].filter((p) => p.outstanding.has(id))
+            .length;
+          const where = `seed ${seed} step ${step} block ${id}`;
+          if (piece.states[b] === BlockState.Received) continue;
+          assert.ok(piece.requesters[b] >= holders, `${where}: (1)`);
+          if (piece.states[b] === BlockState.Requested) {
+            assert.ok(piece.requesters[b] > 0, `${where}: (2) Requested`);
+          } else assert.equal(holders, 0, `${where}: (2) Free`);
+        }
+      }
+    };
+    let step = 0;
+    for (; step < 3000 && !t.download.complete; step++) {
+      const peers = [...t.peers];
+      const peer = peers[below(peers.length)];
+      const held = [...peer.outstanding];
+      const action = below(10);
+      if (action < 3) t.download.fill(peer);
+      else if (action < 7 && held.length > 0) {
+        // An answer: mostly right, sometimes wrong (a hash failure later).
+        const id = held[below(held.length)];
+        const r = peer.requested.find((q) => q.id === id)!;
+        t.download.blockArrived(
+          peer,
+          r.piece,
+          r.begin,
+          bytes(r, below(8) === 0),
+        );
+      } else if (action === 7 && peer.requested.length > 0) {
+        // A reject of any request it was sent: held, or given back already.
+        const r = peer.requested[below(peer.requested.length)];
+        t.download.blockRejected(peer, r.piece, r.begin, r.length);
+      } else if (action === 8) {
+        // A choke (or a snub): the connection gives every request back.
+        peer.outstanding.clear();
+        t.download.requestsLost(held);
+      } else if (action === 9 && below(4) === 0) {
+        t.peers.delete(peer);
+        t.download.peerGone(peer);
+        t.join().room = 1 + below(4);
+      }
+      check(step);
+    }
+    assert.ok(t.download.complete, `seed ${seed}: done in ${step} steps`);
+    assert.deepEqual(t.stored.sort(), [0, 1, 2, 3]);
+  }
 });
