@@ -1,4 +1,5 @@
-// Choker, bandwidth caps, rating, smart ban and the peer report.
+// Choker, bandwidth caps, rate meter, rating, smart ban, the peer report and
+// the swarm's address book, on injected clocks and seeded randomness.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -158,16 +159,32 @@ Deno.test("choker: an idle peer keeps its slot while nobody waits, and ranks las
   assert.deepEqual(unchoked([queued, waiting]), ["queued"]);
 });
 
-Deno.test("bandwidth: unlimited allows everything; a cap makes the caller wait", () => {
+Deno.test("bandwidth: unlimited allows everything; a cap makes the caller wait until the bucket refills", () => {
   const free = new Bandwidth(0);
   free.charge(1e12);
   assert.ok(free.allows(1e9));
   assert.equal(free.waitMs(1e9), 0);
-  const capped = new Bandwidth(1024 * 1024);
-  capped.charge(1024 * 1024); // a second's worth spent at once
+  const clock = { now: 0 };
+  const MIB = 1024 * 1024;
+  const capped = new Bandwidth(MIB, () => clock.now);
+  // The bucket holds a fifth of a second: a burst beyond it is paid for by waiting.
+  assert.ok(capped.allows(MIB / 5));
+  capped.charge(MIB); // a second's worth spent at once
   assert.equal(capped.allows(16384), false);
-  const wait = capped.waitMs(16384);
-  assert.ok(wait > 700 && wait <= 1100, `wait ${wait} ms`);
+  // Owed: 0.8 s of the cap, plus a block's worth.
+  assert.equal(
+    capped.waitMs(16384),
+    Math.ceil(((0.8 * MIB + 16384) / MIB) * 1000),
+  );
+  clock.now = 800;
+  assert.equal(capped.allows(16384), false);
+  clock.now = 816;
+  assert.ok(capped.allows(16384));
+  assert.equal(capped.waitMs(16384), 0);
+  // Refilling stops at the capacity, however long the pause.
+  clock.now = 60_000;
+  capped.charge(MIB / 5);
+  assert.equal(capped.allows(1), false);
 });
 
 Deno.test("rating: speed raises a score, failures and violations sink it, a ban ends it", () => {
