@@ -4,6 +4,8 @@
 // the missing pieces. A dictionary that fails its SHA-1 check is blamed on its
 // sender (banned when it was the only one) and fetched again from someone
 // else. Once it is verified, the live connections are handed to the torrent.
+// Who may connect is swarm/admission.ts's rule, the torrent's too; what is
+// taken of ut_pex is swarm/pex.ts's.
 
 import type { PeerAddress } from "../tracker/types.ts";
 import { type CloseCause, InternalErrors } from "../peer/faults.ts";
