@@ -1,10 +1,19 @@
-// One torrent: wires discovery (trackers, --peer, incoming, DHT, PEX, LSD) -> swarm ->
-// connections -> picker -> storage on the way down, storage -> connections
-// under the choker on the way up, and keeps the numbers the progress view
-// shows. It owns its timers, connections and store, and releases them all
-// in stop().
+// One torrent: wires discovery (trackers, --peer, incoming, DHT, PEX, LSD) ->
+// swarm and admission -> connections -> download side -> storage on the way
+// down, storage -> connections under the choker on the way up, and keeps the
+// numbers the progress view shows. The decisions live in the parts it wires:
+// swarm/admission.ts (who connects), swarm/pex.ts (BEP 11),
+// pieces/download.ts (what to ask, what a block means), pieces/ban_rules.ts
+// (who is banned), swarm/upload.ts (who may download from us). It owns its
+// timers, connections and store, and releases them all in stop().
 
 import type { Config } from "./config.ts";
+import {
+  type DhtService,
+  type LocalDiscoveryService,
+} from "./discovery/peer_sources.ts";
+import { TorrentDiscovery } from "./discovery/torrent_discovery.ts";
+import type { HandedOverPeer } from "./metadata/metadata_peer.ts";
 import type { Metainfo } from "./metainfo/metainfo.ts";
 import { clientName } from "./peer/client_name.ts";
 import { PeerConnection, type PeerOwner } from "./peer/connection.ts";
@@ -13,57 +22,28 @@ import {
   InternalErrors,
   PeerViolation,
 } from "./peer/faults.ts";
-import {
-  dialPeer,
-  InfoHashMismatch,
-  type OpenedPeer,
-  peerIdKey,
-  sameBytes,
-} from "./peer/handshake_io.ts";
+import type { OpenedPeer } from "./peer/handshake_io.ts";
+import type { TakenOverStream } from "./peer/prior_state.ts";
 import type { ActivePiece } from "./pieces/active_piece.ts";
 import type { Bitfield } from "./pieces/bitfield.ts";
-import { BLOCK_SIZE, PieceGeometry } from "./pieces/geometry.ts";
-import {
-  type BlockRequest,
-  type PickerPeer,
-  PiecePicker,
-} from "./pieces/picker.ts";
-import { SmartBan } from "./pieces/smart_ban.ts";
+import { Download } from "./pieces/download.ts";
+import { PieceGeometry } from "./pieces/geometry.ts";
+import { activePiecesWithin, PiecePicker } from "./pieces/picker.ts";
 import { saveResume } from "./storage/resume.ts";
+import { ResumeSaver } from "./storage/resume_saver.ts";
 import type { PieceStore } from "./storage/store.ts";
+import { Admission, type NewConnection } from "./swarm/admission.ts";
 import type { Bandwidth } from "./swarm/bandwidth.ts";
-import { Choker } from "./swarm/choker.ts";
-import { score } from "./swarm/rating.ts";
-import { type PeerRecord, Swarm } from "./swarm/swarm.ts";
-import { Announcer } from "./tracker/announcer.ts";
-import { parseHostPort, type PeerAddress } from "./net/address.ts";
-import type { HandedOverPeer } from "./metadata/metadata_peer.ts";
-import type { TakenOverStream } from "./peer/prior_state.ts";
-import type { PeerStream } from "./net/transport.ts";
-import { allowedFastSet } from "./wire/allowed_fast.ts";
+import { PeerExchange, type PexView } from "./swarm/pex.ts";
+import { RateMeter } from "./swarm/rate_meter.ts";
+import type { PeerRecord, Swarm } from "./swarm/swarm.ts";
+import { Upload } from "./swarm/upload.ts";
+import type { PeerAddress } from "./net/address.ts";
 import {
   encodeExtensionHandshake,
   type ExtensionName,
 } from "./wire/extension.ts";
-import {
-  encodeHandshake,
-  type Handshake,
-  hasFlag,
-  reservedWith,
-} from "./wire/handshake.ts";
-import {
-  PEX_FLAG_REACHABLE,
-  PEX_FLAG_SEED,
-  PEX_INTERVAL_MS,
-  PEX_MAX_PEERS,
-  type PexEntry,
-} from "./wire/ut_pex.ts";
-import {
-  type DhtService,
-  type LocalDiscoveryService,
-  PeerSources,
-} from "./discovery/peer_sources.ts";
-import { addressKey } from "./swarm/swarm.ts";
+import { hasFlag, reservedWith } from "./wire/handshake.ts";
 import { VERSION } from "./version.ts";
 
 export interface TorrentOptions {
@@ -95,55 +75,33 @@ export interface TorrentStats {
 }
 
 const TICK_MS = 1000;
-const RECHOKE_TICKS = 10;
-const OPTIMISTIC_TICKS = 30;
-/** BEP 3 caps a request at 128 KiB in practice (libtorrent refuses larger ones too). */
-const MAX_REQUEST = 128 * 1024;
-/** A peer that alone sent this many pieces that failed their hash is banned. */
-const MAX_SOLE_FAILURES = 2;
 /** Requests of a peer we queue at most (our BEP 10 `reqq`). */
 const UPLOAD_QUEUE = 500;
 
-export class Torrent implements PeerOwner {
-  readonly geometry: PieceGeometry;
+export class Torrent {
   readonly picker: PiecePicker;
   readonly swarm: Swarm;
-  readonly connections = new Set<PeerConnection>();
+  readonly connections: Set<PeerConnection>;
   /** Resolves when every piece is verified, rejects on a disk error. */
   readonly finished: Promise<void>;
-  /** Payload bytes taken into pieces, and sent, this run. */
-  downloaded = 0;
-  uploaded = 0;
-  /** Payload bytes received and not taken: duplicates, unrequested or cancelled blocks (libtorrent's redundant bytes). */
-  wasted = 0;
   /** Failures of our own code while handling peers (bugs, each logged with its stack). */
   readonly internalErrors: InternalErrors;
-  /** Bytes of the pieces not yet verified. */
-  private bytesLeft: number;
-  /** Every connection's record by its number (kept after it closes, for blame). */
-  private recordsByNum = new Map<number, PeerRecord>();
-  private bannedPeerIds = new Set<string>();
-  private smartBan = new SmartBan();
-  private choker: Choker<PeerConnection>;
-  private announcer: Announcer | null = null;
-  private peerSources: PeerSources | null = null;
+  private admission: Admission<PeerConnection>;
+  private download: Download<PeerConnection>;
+  private upload: Upload<PeerConnection>;
+  private pex: PeerExchange<PeerConnection>;
+  private discovery: TorrentDiscovery;
+  /** What every connection reports to: the parts above, one line each. */
+  private owner: PeerOwner;
   private extensionHandshake: Uint8Array | null = null;
   /** BEP 27: a private torrent uses its trackers only: no DHT, PEX or LSD. */
-  private readonly publicSwarm: boolean;
-  private handshake: Handshake;
-  private tasks = new Set<Promise<void>>();
+  private readonly dht: DhtService | null;
   private timer: ReturnType<typeof setInterval> | undefined;
-  private ticks = 0;
   private lastTick = performance.now();
-  private lastResumeSave = performance.now();
-  private resumeDirty = false;
-  private rateDown = 0;
-  private rateUp = 0;
-  private lastDownloaded = 0;
-  private lastUploaded = 0;
+  private resume: ResumeSaver;
+  private rateDown = new RateMeter();
   private stopped = false;
   private settle!: { resolve: () => void; reject: (e: unknown) => void };
-  private requests: BlockRequest[] = [];
 
   constructor(
     readonly meta: Metainfo,
@@ -152,51 +110,73 @@ export class Torrent implements PeerOwner {
     private options: TorrentOptions,
   ) {
     const c = options.config;
-    this.geometry = new PieceGeometry(
-      meta.pieceCount,
-      meta.pieceLength,
-      meta.totalLength,
+    this.picker = new PiecePicker(
+      new PieceGeometry(meta.pieceCount, meta.pieceLength, meta.totalLength),
+      have,
+      activePiecesWithin(c.maxPieceMemoryMiB * 2 ** 20, meta.pieceLength),
     );
-    const maxActive = Math.max(
-      2,
-      Math.floor((c.maxPieceMemoryMiB * 2 ** 20) / meta.pieceLength),
-    );
-    this.picker = new PiecePicker(this.geometry, have, maxActive);
-    this.bytesLeft = 0;
-    for (let i = 0; i < meta.pieceCount; i++) {
-      if (!have.has(i)) this.bytesLeft += this.geometry.pieceSize(i);
-    }
-    this.swarm = new Swarm({
-      maxPeers: c.maxPeers,
-      maxHalfOpen: c.maxHalfOpen,
-      reconnectBaseMs: c.reconnectBaseSeconds * 1000,
-      dial: (record) => this.dial(record),
-    });
-    this.choker = new Choker(c.uploadSlots);
     this.internalErrors = new InternalErrors(options.log);
-    this.publicSwarm = !meta.private;
+    this.dht = meta.private ? null : options.dht;
+    this.pex = new PeerExchange(!meta.private && c.pex);
     const reserved = reservedWith(
       this.dht ? ["fast", "extension", "dht"] : ["fast", "extension"],
     );
-    this.handshake = {
-      reserved,
+    this.admission = new Admission({
+      limits: {
+        maxPeers: c.maxPeers,
+        maxHalfOpen: c.maxHalfOpen,
+        reconnectBaseMs: c.reconnectBaseSeconds * 1000,
+      },
+      handshake: { reserved, infoHash: meta.infoHash, peerId: options.peerId },
+      connectTimeoutMs: c.connectTimeoutSeconds * 1000,
+      start: (opened, record, dialled, takenOver) =>
+        this.startConnection(opened, record, dialled, takenOver),
+      currentRate: (peer) => peer.rate,
+      internalErrors: this.internalErrors,
+      dialled: (record, reached) => this.discovery.peerDialled(record, reached),
+      log: options.log,
+    });
+    this.swarm = this.admission.swarm;
+    this.connections = this.admission.connections;
+    this.upload = new Upload(this.connections, {
+      slots: c.uploadSlots,
+      geometry: this.picker.geometry,
+      have,
       infoHash: meta.infoHash,
-      peerId: options.peerId,
-    };
+      read: (index, begin, out) => store.readBlock(index, begin, out),
+      log: options.log,
+    });
+    this.download = new Download({
+      picker: this.picker,
+      pieceHashes: meta.pieceHashes,
+      peers: this.connections,
+      store: (piece) => this.storePiece(piece),
+      chargeFailure: (num) => this.admission.failedPiece(num),
+      ban: (ban) => this.admission.ban(ban.num, ban.reason),
+      completed: () => this.onComplete(),
+      log: options.log,
+    });
+    this.discovery = new TorrentDiscovery(
+      meta,
+      options,
+      () => ({
+        uploaded: this.uploaded,
+        downloaded: this.downloaded,
+        left: this.download.bytesLeft,
+      }),
+      (peers, source) => this.addPeers(peers, source),
+    );
+    this.resume = new ResumeSaver(
+      () => saveResume(store, options.resumeFile, this.have),
+      c.resumeSaveSeconds * 1000,
+      performance.now(),
+    );
+    this.owner = this.peerOwner();
     this.finished = new Promise((resolve, reject) =>
       this.settle = { resolve, reject }
     );
     // A caller that only awaits stop() must not see an unhandled rejection.
     this.finished.catch(() => {});
-  }
-
-  /** The DHT node, when this torrent may use it. */
-  private get dht(): DhtService | null {
-    return this.publicSwarm ? this.options.dht : null;
-  }
-
-  private get pexEnabled(): boolean {
-    return this.publicSwarm && this.options.config.pex;
   }
 
   get have(): Bitfield {
@@ -207,15 +187,29 @@ export class Torrent implements PeerOwner {
     return this.have.complete;
   }
 
+  /** Payload bytes taken into pieces this run. */
+  get downloaded(): number {
+    return this.download.downloaded;
+  }
+
+  /** Payload bytes sent this run. */
+  get uploaded(): number {
+    return this.upload.uploaded;
+  }
+
+  /** Payload bytes received and not taken (libtorrent's redundant bytes). */
+  get wasted(): number {
+    return this.download.wasted;
+  }
+
   /**
    * Starts trackers, dialing and the choker; `listenPort` is told to
    * trackers. A torrent that is complete already resolves `finished` at once
    * and seeds.
    */
   start(extraPeers: PeerAddress[], listenPort: number): void {
-    const c = this.options.config;
     const extensions: ExtensionName[] = ["ut_metadata"];
-    if (this.pexEnabled) extensions.push("ut_pex");
+    if (this.pex.enabled) extensions.push("ut_pex");
     this.extensionHandshake = encodeExtensionHandshake({
       extensions,
       listenPort,
@@ -224,37 +218,7 @@ export class Torrent implements PeerOwner {
       metadataSize: this.meta.infoBytes.length,
     });
     this.addPeers(extraPeers, "command line");
-    if (this.meta.trackers.length > 0) {
-      this.announcer = new Announcer(this.meta.trackers, {
-        infoHash: this.meta.infoHash,
-        peerId: this.options.peerId,
-        port: listenPort,
-        numWant: c.numWant,
-        timeoutMs: c.trackerTimeoutSeconds * 1000,
-        udpMaxRetries: c.udpTrackerRetries,
-        minReannounceSeconds: c.minReannounceSeconds,
-        stats: () => ({
-          uploaded: this.uploaded,
-          downloaded: this.downloaded,
-          left: this.bytesLeft,
-        }),
-        onPeers: (peers, source) => this.addPeers(peers, source),
-        log: this.options.log,
-      });
-      this.announcer.start();
-    }
-    if (this.publicSwarm && (this.options.dht || this.options.lsd)) {
-      this.peerSources = new PeerSources({
-        infoHash: this.meta.infoHash,
-        infoHashHex: this.meta.infoHashHex,
-        dht: this.options.dht,
-        lsd: this.options.lsd,
-        announcePort: listenPort,
-        onPeers: (peers, source) => this.addPeers(peers, source),
-        log: this.options.log,
-      });
-      this.peerSources.start();
-    }
+    this.discovery.start(listenPort);
     this.timer = setInterval(() => {
       // A bug of ours in one tick is reported, and the next tick runs.
       try {
@@ -269,79 +233,44 @@ export class Torrent implements PeerOwner {
 
   /** Trackers and the DHT are told `port` from now on (a port mapping made or moved). */
   setAnnouncePort(port: number): void {
-    this.announcer?.setPort(port);
-    this.peerSources?.setAnnouncePort(port);
+    this.discovery.setPort(port);
   }
 
-  addPeers(peers: PeerAddress[], source: string): void {
-    if (this.stopped) return;
-    this.swarm.add(peers, source);
+  /** Adds addresses to the swarm and dials what it can; returns how many were new. */
+  addPeers(peers: PeerAddress[], source: string): number {
+    if (this.stopped) return 0;
+    const fresh = this.swarm.add(peers, source);
     this.swarm.dialSome(performance.now());
+    return fresh;
   }
 
   /** Takes over a connection whose handshake the listener read. */
-  async acceptIncoming(
+  acceptIncoming(
     opened: OpenedPeer,
     host: string,
     port: number,
   ): Promise<void> {
-    if (
-      this.stopped || this.bannedPeerIds.has(peerIdKey(opened.remote.peerId)) ||
-      !this.makeRoom()
-    ) {
-      opened.conn.close();
-      return;
-    }
-    try {
-      await opened.conn.write(encodeHandshake(this.handshake));
-    } catch {
-      opened.conn.close();
-      return;
-    }
-    if (this.stopped || !this.swarm.hasRoom) return opened.conn.close();
-    const record = this.swarm.connectedTo(host, port, "incoming");
-    // An incoming peer's port is ephemeral: it cannot be dialled back.
-    record.excluded = true;
-    this.adopt(opened, record, false);
+    return this.admission.accept(opened, host, port);
   }
 
   /** Takes over a live connection from a magnet link's metadata fetch. */
   adoptHandedOver(peer: HandedOverPeer): void {
-    try {
-      if (
-        this.stopped ||
-        this.bannedPeerIds.has(peerIdKey(peer.opened.remote.peerId)) ||
-        !this.makeRoom()
-      ) {
-        peer.opened.conn.close();
-        return;
-      }
-      const dialled = peer.source !== "incoming";
-      const record = this.swarm.connectedTo(peer.host, peer.port, peer.source);
-      if (!dialled) record.excluded = true;
-      this.adopt(peer.opened, record, dialled, peer);
-    } catch (e) {
-      this.internalErrors.report(`taking over ${peer.host}:${peer.port}`, e);
-      closeQuietly(peer.opened.conn);
-    }
+    this.admission.adopt(peer.opened, peer.host, peer.port, peer.source, peer);
   }
 
   /** Addresses that sent us data, most first (complete once stop() has closed the peers). */
   sources(): { address: string; bytes: number }[] {
-    return [...this.swarm.peers.values()]
-      .filter((p) => p.rating.downloaded > 0)
-      .sort((a, b) => b.rating.downloaded - a.rating.downloaded)
-      .map((p) => ({ address: p.key, bytes: p.rating.downloaded }));
+    return this.swarm.sources();
   }
 
   stats(): TorrentStats {
     return {
       piecesDone: this.have.count,
       pieceCount: this.meta.pieceCount,
-      bytesDone: this.meta.totalLength - this.bytesLeft,
+      bytesDone: this.meta.totalLength - this.download.bytesLeft,
       totalBytes: this.meta.totalLength,
-      downloadRate: this.rateDown,
-      uploadRate: this.rateUp,
+      downloadRate: this.rateDown.rate,
+      uploadRate: this.upload.rate.rate,
       peers: this.connections.size,
       knownPeers: this.swarm.peers.size,
       wastedBytes: this.wasted,
@@ -353,515 +282,163 @@ export class Torrent implements PeerOwner {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.admission.stop();
     clearInterval(this.timer);
     for (const peer of [...this.connections]) peer.close("shutting down");
-    await Promise.allSettled([...this.tasks]);
+    await this.admission.drained();
     try {
-      this.persist();
+      this.resume.saveNow(performance.now());
     } catch (e) {
       this.options.log(
         `could not save resume data: ${e instanceof Error ? e.message : e}`,
       );
     }
     this.store.close();
-    this.peerSources?.stop();
-    await this.announcer?.stop(3000);
+    await this.discovery.stop();
   }
 
-  // --- PeerOwner: downloading ---
-
-  peerHasChanged(peer: PeerConnection, index: number): void {
-    if (index < 0) this.picker.addPeer(peer.has);
-    else this.picker.peerHas(index);
-    if (this.complete && peer.has.complete) {
-      // Two seeds have nothing to trade.
-      return peer.close("both sides are seeds");
-    }
-    if (!peer.amInterested && !this.complete) {
-      const wanted = index < 0
-        ? this.picker.interesting(peer.has)
-        : !this.have.has(index);
-      if (wanted) peer.setInterested(true);
-    }
+  /** Which part hears which of a connection's events. */
+  private peerOwner(): PeerOwner {
+    const { download, upload } = this;
+    return {
+      peerHasChanged: (peer, index) => download.peerHas(peer, index),
+      blockArrived: (peer, index, begin, data) => {
+        const violation = download.blockArrived(peer, index, begin, data);
+        if (violation) throw new PeerViolation(violation);
+      },
+      blockRejected: (peer, index, begin, length) =>
+        download.blockRejected(peer, index, begin, length),
+      fillPipeline: (peer) => download.fill(peer),
+      requestsLost: (_peer, blockIds) => download.requestsLost(blockIds),
+      refuseRequest: (index, begin, length) =>
+        upload.refusal(index, begin, length),
+      readBlock: (index, begin, out) => upload.read(index, begin, out),
+      blockServed: (length) => upload.served(length),
+      peerInterested: (peer) => upload.interested(peer),
+      pexReceived: (peer, added) => this.pexReceived(peer, added),
+      dhtNodeLearned: (peer, port) => this.dht?.addNode(peer.host, port),
+      internalError: (peer, error) =>
+        this.internalErrors.report(`with peer ${peer.address}`, error),
+      closed: (peer, reason, cause) => this.closed(peer, reason, cause),
+    };
   }
 
-  blockArrived(
-    peer: PeerConnection,
-    index: number,
-    begin: number,
-    data: Uint8Array,
-  ): void {
-    const block = this.geometry.blockAt(index, begin, data.length);
-    if (block < 0) {
-      throw new PeerViolation(
-        `sent block ${index}:${begin}+${data.length}, which does not exist`,
-      );
-    }
-    const id = this.geometry.blockId(index, block);
-    const wasRequested = peer.outstanding.delete(id);
-    const piece = this.picker.active.get(index);
-    // As libtorrent does, only a block asked of this peer and still missing
-    // is taken; the rest (a late answer to a cancelled request, an endgame
-    // duplicate, a block nobody asked for) is wasted.
-    if (!piece || !wasRequested || !piece.receive(block, data, peer.num)) {
-      this.wasted += data.length;
-      // Data for a piece nobody is fetching, never asked for, is a violation.
-      if (!piece && !wasRequested && !this.have.has(index)) {
-        throw new PeerViolation(
-          `sent piece ${index}, which was never requested`,
-        );
-      }
-      return;
-    }
-    this.downloaded += data.length;
-    peer.blockTaken(data.length);
-    if (piece.requesters[block] > 1) {
-      this.cancelElsewhere(peer, piece, block, id);
-    }
-    if (piece.complete) this.finishPiece(piece);
-  }
-
-  blockRejected(
-    peer: PeerConnection,
-    index: number,
-    begin: number,
-    length: number,
-  ): void {
-    const block = this.geometry.blockAt(index, begin, length);
-    if (block < 0) return;
-    const id = this.geometry.blockId(index, block);
-    if (peer.outstanding.delete(id)) this.picker.release(id);
-  }
-
-  fillPipeline(peer: PeerConnection): void {
-    const room = peer.pipelineRoom;
-    if (room === 0 || this.complete) return;
-    this.requests.length = 0;
-    // BEP 6: while the peer chokes us, only its allowed-fast pieces may be asked for.
-    const view: PickerPeer = peer.peerChoking
-      ? {
-        has: { has: (i) => peer.fastPieces.has(i) && peer.has.has(i) },
-        outstanding: peer.outstanding,
-      }
-      : peer;
-    this.picker.pick(view, room, this.requests);
-    if (this.requests.length > 0) peer.sendRequests(this.requests);
-  }
-
-  requestsLost(_peer: PeerConnection, blockIds: Iterable<number>): void {
-    for (const id of blockIds) this.picker.release(id);
-  }
-
-  // --- PeerOwner: uploading ---
-
-  refuseRequest(index: number, begin: number, length: number): string | null {
-    if (index >= this.meta.pieceCount) return `piece ${index} does not exist`;
-    if (length === 0 || length > MAX_REQUEST) {
-      return `request of ${length} bytes`;
-    }
-    if (begin + length > this.geometry.pieceSize(index)) {
-      return `request past the end of piece ${index}`;
-    }
-    if (!this.have.has(index)) return `piece ${index} is not verified here`;
-    return null;
-  }
-
-  readBlock(index: number, begin: number, out: Uint8Array): boolean {
-    try {
-      return this.store.readBlock(index, begin, out);
-    } catch (e) {
-      this.options.log(
-        `cannot serve piece ${index}: ${e instanceof Error ? e.message : e}`,
-      );
-      return false;
-    }
-  }
-
-  blockServed(length: number): void {
-    this.uploaded += length;
-  }
-
-  peerInterested(peer: PeerConnection): void {
-    this.choker.interested(peer, this.connections);
-  }
-
-  pexReceived(peer: PeerConnection, added: PeerAddress[]): void {
-    if (!this.pexEnabled || this.stopped) return;
-    const fresh = this.swarm.add(added, "pex");
+  private pexReceived(peer: PeerConnection, added: PeerAddress[]): void {
+    const taken = this.pex.received(peer, added, performance.now());
+    if (taken.length === 0) return;
+    const fresh = this.addPeers(taken, "pex");
     if (fresh > 0) {
       this.options.log(`PEX: ${peer.address} told us of ${fresh} new peers`);
-      this.swarm.dialSome(performance.now());
     }
   }
 
-  dhtNodeLearned(peer: PeerConnection, port: number): void {
-    this.dht?.addNode(peer.host, port);
-  }
-
-  internalError(peer: PeerConnection, error: unknown): void {
-    this.internalErrors.report(`with peer ${peer.address}`, error);
-  }
-
-  closed(peer: PeerConnection, reason: string, cause: CloseCause): void {
-    if (!this.connections.delete(peer)) return;
-    this.picker.removePeer(peer.has);
-    this.requestsLost(peer, peer.outstanding);
-    peer.outstanding.clear();
-    this.choker.removed(peer, this.connections);
-    const record = this.recordsByNum.get(peer.num);
-    if (record) {
-      const r = record.rating;
-      r.downloaded += peer.downloaded;
-      r.uploaded += peer.uploaded;
-      r.peakRate = Math.max(r.peakRate, peer.peakRate);
-      if (peer.rttMs > 0) {
-        r.rttMs = r.rttMs === 0 ? peer.rttMs : (r.rttMs + peer.rttMs) / 2;
-      }
-      r.snubs += peer.snubCount;
-      this.swarm.disconnected(
-        record,
-        performance.now(),
-        cause,
-        peer.downloaded > 0,
-      );
-    }
-    if (cause === "violation") {
-      this.options.log(`dropped peer ${peer.address}: ${reason}`);
-    }
+  private closed(peer: PeerConnection, reason: string, cause: CloseCause) {
+    const figures = {
+      downloaded: peer.downloaded,
+      uploaded: peer.uploaded,
+      peakRate: peer.peakRate,
+      rttMs: peer.rttMs,
+      snubs: peer.snubCount,
+    };
+    if (!this.admission.closed(peer, reason, cause, figures)) return;
+    this.download.peerGone(peer);
+    this.upload.removed(peer);
+    this.pex.forget(peer);
     // Requests the peer held can go to others at once.
-    if (!this.stopped) {
-      for (const other of this.connections) this.fillPipeline(other);
-    }
+    if (!this.stopped) this.download.fillAll();
   }
 
-  // --- helpers ---
-
-  private async dial(record: PeerRecord): Promise<void> {
-    if (this.stopped) return;
-    let opened: OpenedPeer;
-    try {
-      opened = await dialPeer(
-        record.host,
-        record.port,
-        this.handshake,
-        this.options.config.connectTimeoutSeconds * 1000,
-      );
-    } catch (e) {
-      if (e instanceof InfoHashMismatch) {
-        this.options.log(
-          `peer ${record.key} serves another torrent (its handshake named another info-hash); not dialling it again`,
-        );
-        this.swarm.servesOtherTorrent(record);
-      }
-      this.swarm.dialFailed(record, performance.now());
-      // The tracker that named it tries the next when all its peers fail.
-      this.announcer?.peerDialled(record, false);
-      return;
-    }
-    this.announcer?.peerDialled(record, true);
-    if (
-      this.stopped || !this.swarm.hasRoom ||
-      this.bannedPeerIds.has(peerIdKey(opened.remote.peerId))
-    ) {
-      opened.conn.close();
-      return;
-    }
-    this.swarm.connectedTo(record.host, record.port, record.source);
-    this.adopt(opened, record, true);
-  }
-
-  /** Starts a connection; a failure of ours here is logged, not blamed on the peer. */
-  private adopt(
-    opened: OpenedPeer,
-    record: PeerRecord,
-    dialled: boolean,
-    takenOver?: TakenOverStream,
-  ): void {
-    try {
-      this.startConnection(opened, record, dialled, takenOver);
-    } catch (e) {
-      this.internalErrors.report(`starting a connection to ${record.key}`, e);
-      closeQuietly(opened.conn);
-      if (record.connected) {
-        this.swarm.disconnected(record, performance.now(), "internal", false);
-      }
-    }
-  }
-
-  /** Nothing can throw once the connection is in `connections`: it runs, or was never added. */
+  /** Makes the connection of a peer admission let in. */
   private startConnection(
     opened: OpenedPeer,
     record: PeerRecord,
     dialled: boolean,
     takenOver?: TakenOverStream,
-  ): void {
-    if (sameBytes(opened.remote.peerId, this.options.peerId)) {
-      // We dialled ourselves (a tracker returned our own address).
-      record.excluded = true;
-      this.swarm.disconnected(record, performance.now(), "ended", false);
-      opened.conn.close();
-      return;
-    }
+  ): NewConnection<PeerConnection> {
     const c = this.options.config;
+    const reserved = opened.remote.reserved;
     const peer = new PeerConnection(
       opened.conn,
       record.host,
       record.port,
       opened.remote.peerId,
       this.meta.pieceCount,
-      this,
+      this.owner,
       {
         maxRequests: c.maxRequestsPerPeer,
         pipelineSeconds: c.pipelineSeconds,
-        fast: hasFlag(opened.remote.reserved, "fast"),
+        fast: hasFlag(reserved, "fast"),
         listenPortKnown: dialled,
         download: this.options.download,
         upload: this.options.upload,
-        extensionHandshake: hasFlag(opened.remote.reserved, "extension")
+        extensionHandshake: hasFlag(reserved, "extension")
           ? this.extensionHandshake
           : null,
-        pex: this.pexEnabled,
-        dhtPort: this.dht && hasFlag(opened.remote.reserved, "dht")
-          ? this.dht.port
-          : 0,
+        pex: this.pex.enabled,
+        dhtPort: this.dht && hasFlag(reserved, "dht") ? this.dht.port : 0,
         metadata: this.meta.infoBytes,
       },
     );
     record.client = clientName(opened.remote.peerId);
-    const offered = allowedFastSet(
-      record.host,
-      this.meta.infoHash,
-      this.meta.pieceCount,
-    )
-      .filter((i) => this.have.has(i));
-    this.connections.add(peer);
-    this.recordsByNum.set(peer.num, record);
-    const task = peer.run(opened.leftover, this.have, offered, takenOver);
-    this.tasks.add(task);
-    task.finally(() => this.tasks.delete(task));
+    const offered = this.upload.offeredFast(record.host);
+    return {
+      connection: peer,
+      run: () => peer.run(opened.leftover, this.have, offered, takenOver),
+    };
   }
 
-  /**
-   * Frees a slot for an incoming peer at the connection limit by dropping
-   * the worst-rated connected peer, if it rates below a newcomer (0).
-   */
-  private makeRoom(): boolean {
-    if (this.swarm.hasRoom) return true;
-    let worst: PeerConnection | null = null;
-    let worstScore = 0;
-    for (const peer of this.connections) {
-      const s = score(this.recordsByNum.get(peer.num)!.rating) +
-        10 * Math.log2(1 + peer.rate / BLOCK_SIZE);
-      if (s < worstScore) {
-        worst = peer;
-        worstScore = s;
-      }
-    }
-    if (!worst) return false;
-    worst.close("dropped for a better-rated peer at the connection limit");
-    return this.swarm.hasRoom;
-  }
-
-  private cancelElsewhere(
-    from: PeerConnection,
-    piece: ActivePiece,
-    block: number,
-    id: number,
-  ): void {
-    const begin = block * BLOCK_SIZE;
-    const length = this.geometry.blockSize(piece.index, block);
-    for (const other of this.connections) {
-      if (other !== from) other.sendCancel(id, piece.index, begin, length);
-    }
-  }
-
-  private finishPiece(piece: ActivePiece): void {
-    const index = piece.index;
-    if (
-      !piece.verify(this.meta.pieceHashes.subarray(index * 20, index * 20 + 20))
-    ) {
-      this.options.log(
-        `piece ${index} failed its hash check; fetching it again`,
-      );
-      this.blameFailure(piece);
-      this.picker.failed(piece);
-      return;
-    }
-    // Smart ban needs the verified data to have come at least partly from
-    // others: a lone peer that corrected its own data is only rated down (and
-    // banned by the sole-sender rule if it keeps failing).
-    const verifiedBy = new Set(piece.senders);
-    for (const num of this.smartBan.culprits(piece)) {
-      if ([...verifiedBy].some((sender) => sender !== num)) {
-        this.ban(
-          num,
-          `sent bad data for piece ${index} (its blocks differ from the verified ones)`,
-        );
-      }
-    }
+  /** Writes a verified piece; a disk error stops the torrent. */
+  private storePiece(piece: ActivePiece): boolean {
     try {
-      this.store.writePiece(index, piece.buffer);
+      this.store.writePiece(piece.index, piece.buffer);
     } catch (e) {
-      return this.fail(e);
+      this.settle.reject(e);
+      return false;
     }
-    this.picker.completed(piece);
-    this.bytesLeft -= piece.size;
-    this.resumeDirty = true;
-    for (const peer of this.connections) {
-      if (!peer.has.has(index)) peer.sendHave(index);
-    }
-    if (this.complete) this.onComplete();
-  }
-
-  /** Records who sent a failed piece; a peer that alone sent failed pieces repeatedly is banned. */
-  private blameFailure(piece: ActivePiece): void {
-    this.smartBan.pieceFailed(piece);
-    const senders = new Set(piece.senders);
-    for (const num of senders) {
-      const record = this.recordsByNum.get(num);
-      if (record) record.rating.failedPieces++;
-    }
-    if (senders.size !== 1) return;
-    const [only] = senders;
-    const record = this.recordsByNum.get(only);
-    if (record && record.rating.failedPieces >= MAX_SOLE_FAILURES) {
-      this.ban(
-        only,
-        `sent ${record.rating.failedPieces} pieces that failed their hash`,
-      );
-    }
-  }
-
-  /** Bans a connection's address and peer id for the rest of the run. */
-  private ban(num: number, reason: string): void {
-    const record = this.recordsByNum.get(num);
-    if (!record || record.rating.banned) return;
-    this.swarm.ban(record);
-    for (const peer of this.connections) {
-      if (peer.num !== num) continue;
-      this.bannedPeerIds.add(peerIdKey(peer.peerId));
-      peer.close(`banned: ${reason}`, "violation");
-    }
-    this.options.log(
-      `banned ${record.key}${
-        record.client ? ` (${record.client})` : ""
-      }: ${reason}`,
-    );
+    this.resume.changed();
+    return true;
   }
 
   private onComplete(): void {
-    for (const peer of [...this.connections]) {
-      peer.setInterested(false);
-      if (peer.has.complete) peer.close("both sides are seeds");
-    }
     try {
-      this.persist();
+      this.resume.saveNow(performance.now());
     } catch (e) {
-      return this.fail(e);
+      return this.settle.reject(e);
     }
-    this.announcer?.completed();
+    this.discovery.completed();
     this.settle.resolve();
-  }
-
-  private fail(error: unknown): void {
-    this.settle.reject(error);
-  }
-
-  /** Records the verified pieces (resume.ts says when the data is synced). */
-  private persist(): void {
-    saveResume(this.store, this.options.resumeFile, this.have);
-    this.resumeDirty = false;
-    this.lastResumeSave = performance.now();
-  }
-
-  /**
-   * BEP 11: at most once a minute, tells each ut_pex peer which of our
-   * connected peers it has not heard of from us, and which are gone, within
-   * 50 of each.
-   */
-  private exchangePeers(now: number): void {
-    const current = new Map<string, PexEntry>();
-    for (const peer of this.connections) {
-      const at = peer.listenAddress;
-      if (!at) continue;
-      const flags = (peer.has.complete ? PEX_FLAG_SEED : 0) |
-        (peer.options.listenPortKnown ? PEX_FLAG_REACHABLE : 0);
-      current.set(addressKey(at.host, at.port), { ...at, flags });
-    }
-    for (const peer of this.connections) {
-      if (
-        !peer.extensions?.messages.get("ut_pex") ||
-        now - peer.lastPexAt < PEX_INTERVAL_MS
-      ) continue;
-      const own = peer.listenAddress;
-      const ownKey = own ? addressKey(own.host, own.port) : "";
-      const added = [...current]
-        .filter(([key]) => key !== ownKey && !peer.pexSent.has(key))
-        .slice(0, PEX_MAX_PEERS);
-      const dropped = [...peer.pexSent]
-        .filter((key) => !current.has(key))
-        .slice(0, PEX_MAX_PEERS);
-      if (added.length === 0 && dropped.length === 0) continue;
-      for (const [key] of added) peer.pexSent.add(key);
-      for (const key of dropped) peer.pexSent.delete(key);
-      peer.lastPexAt = now;
-      peer.sendPex(
-        added.map(([, e]) => e),
-        dropped.map((key) => parseHostPort(key)!),
-      );
-    }
   }
 
   private tick(): void {
     const now = performance.now();
     const seconds = Math.max(0.001, (now - this.lastTick) / 1000);
     this.lastTick = now;
-    this.ticks++;
     const c = this.options.config;
     for (const peer of [...this.connections]) {
       const reason = peer.tick(now, seconds, c.snubSeconds, c.peerIdleSeconds);
-      if (reason) {
-        peer.close(reason);
-        continue;
-      }
-      if (peer.amInterested && !this.picker.interesting(peer.has)) {
-        peer.setInterested(false);
-      }
-      this.fillPipeline(peer);
+      if (reason) peer.close(reason);
+      else this.download.tick(peer);
     }
-    // A smoothed rate keeps the ETA from jumping with every tick.
-    this.rateDown = this.rateDown * 0.6 +
-      ((this.downloaded - this.lastDownloaded) / seconds) * 0.4;
-    this.rateUp = this.rateUp * 0.6 +
-      ((this.uploaded - this.lastUploaded) / seconds) * 0.4;
-    this.lastDownloaded = this.downloaded;
-    this.lastUploaded = this.uploaded;
-    if (this.ticks % RECHOKE_TICKS === 0) {
-      this.choker.rechoke(this.connections, this.complete, now);
-    } else this.choker.reclaimIdle(this.connections, now);
-    if (this.ticks % OPTIMISTIC_TICKS === 0) {
-      this.choker.rotateOptimistic(this.connections);
-    }
+    this.rateDown.sample(this.downloaded, seconds);
+    this.upload.tick(this.complete, now, seconds);
     this.swarm.dialSome(now);
-    if (this.swarm.shortOfPeers(now)) {
-      this.announcer?.needPeers();
-      this.peerSources?.needPeers();
+    if (this.swarm.shortOfPeers(now)) this.discovery.needPeers();
+    for (const m of this.pex.due(this.connections, pexView, now)) {
+      m.peer.sendPex(m.added, m.dropped);
     }
-    if (this.pexEnabled) this.exchangePeers(now);
-    if (
-      this.resumeDirty && now - this.lastResumeSave > c.resumeSaveSeconds * 1000
-    ) {
-      try {
-        this.persist();
-      } catch (e) {
-        this.fail(e);
-      }
+    try {
+      this.resume.tick(now);
+    } catch (e) {
+      this.settle.reject(e);
     }
   }
 }
 
-function closeQuietly(conn: PeerStream): void {
-  try {
-    conn.close();
-  } catch { /* already closed */ }
+function pexView(peer: PeerConnection): PexView {
+  return {
+    listenAddress: peer.listenAddress,
+    seed: peer.has.complete,
+    reachable: peer.options.listenPortKnown,
+    speaksPex: (peer.extensions?.messages.get("ut_pex") ?? 0) > 0,
+  };
 }

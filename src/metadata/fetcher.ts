@@ -4,17 +4,17 @@
 // the missing pieces. A dictionary that fails its SHA-1 check is blamed on its
 // sender (banned when it was the only one) and fetched again from someone
 // else. Once it is verified, the live connections are handed to the torrent.
+// Who may connect is swarm/admission.ts's rule, the torrent's too; what is
+// taken of ut_pex is swarm/pex.ts's.
 
 import type { PeerAddress } from "../net/address.ts";
 import { type CloseCause, InternalErrors } from "../peer/faults.ts";
-import {
-  dialPeer,
-  InfoHashMismatch,
-  type OpenedPeer,
-  peerIdKey,
-} from "../peer/handshake_io.ts";
-import { type PeerRecord, Swarm } from "../swarm/swarm.ts";
-import { encodeHandshake, type Handshake, hasFlag } from "../wire/handshake.ts";
+import type { OpenedPeer } from "../peer/handshake_io.ts";
+import { Admission, type NewConnection } from "../swarm/admission.ts";
+import { PeerExchange } from "../swarm/pex.ts";
+import type { PeerRecord, Swarm } from "../swarm/swarm.ts";
+import { type Handshake, hasFlag } from "../wire/handshake.ts";
+import { dictionaryFailed } from "../pieces/ban_rules.ts";
 import { MetadataAssembly } from "./assembly.ts";
 import {
   type HandedOverPeer,
@@ -26,7 +26,7 @@ export interface MetadataFetchOptions {
   handshake: Handshake;
   /** Our extended handshake payload (no metadata_size: we have none yet). */
   extensionHandshake: Uint8Array;
-  /** BEP 11: take the peers' ut_pex lists. */
+  /** BEP 11: take the peers' ut_pex lists (swarm/pex.ts keeps the limits). */
   pex: boolean;
   /** BEP 5: our DHT port, told to peers that run a DHT; 0 for none. */
   dhtPort: number;
@@ -50,29 +50,21 @@ const REQUESTS_IN_FLIGHT = 16;
 const TICK_MS = 1000;
 /** A peer that rejected us is asked again no sooner than this. */
 const RETRY_RELUCTANT_MS = 5000;
-/** BEP 11 convention: one message a minute; a little early is tolerated. */
-const PEX_MIN_GAP_MS = 45_000;
-/** Addresses taken from one ut_pex message (a first message may be long). */
-const PEX_MAX_TAKEN = 200;
 
 export class MetadataFetcher implements MetadataPeerOwner {
   readonly swarm: Swarm;
   /** Resolves with the verified info dictionary. */
   readonly done: Promise<Uint8Array>;
-  private peers = new Set<MetadataPeer>();
-  /** Every connection's record by its number, kept after it closes (for blame). */
-  private records = new Map<number, PeerRecord>();
+  private admission: Admission<MetadataPeer>;
+  private peers: Set<MetadataPeer>;
   /** Peers that sent part of a dictionary that failed its check. */
   private suspects = new Set<MetadataPeer>();
   /** Peers that rejected or ignored our requests, and when: asked again only when no one else can be, and not at once. */
   private reluctant = new Map<MetadataPeer, number>();
-  private lastPexAt = new Map<MetadataPeer, number>();
-  /** Peer ids of liars: an incoming liar comes back from another port. */
-  private bannedPeerIds = new Set<string>();
+  private pex: PeerExchange<MetadataPeer>;
   private assembly: MetadataAssembly | null = null;
   private source: MetadataPeer | null = null;
   private turnStartedAt = 0;
-  private tasks = new Map<MetadataPeer, Promise<void>>();
   private timer: ReturnType<typeof setInterval>;
   private stopped = false;
   private resolve!: (info: Uint8Array) => void;
@@ -80,12 +72,21 @@ export class MetadataFetcher implements MetadataPeerOwner {
 
   constructor(private options: MetadataFetchOptions) {
     this.internalErrors = new InternalErrors(options.log);
-    this.swarm = new Swarm({
-      maxPeers: options.maxPeers,
-      maxHalfOpen: options.maxHalfOpen,
-      reconnectBaseMs: options.reconnectBaseMs,
-      dial: (record) => this.dial(record),
+    this.pex = new PeerExchange(options.pex);
+    this.admission = new Admission({
+      limits: {
+        maxPeers: options.maxPeers,
+        maxHalfOpen: options.maxHalfOpen,
+        reconnectBaseMs: options.reconnectBaseMs,
+      },
+      handshake: options.handshake,
+      connectTimeoutMs: options.connectTimeoutMs,
+      start: (opened, record) => this.startConnection(opened, record),
+      internalErrors: this.internalErrors,
+      log: options.log,
     });
+    this.swarm = this.admission.swarm;
+    this.peers = this.admission.connections;
     this.done = new Promise((resolve) => this.resolve = resolve);
     this.timer = setInterval(() => this.tick(), TICK_MS);
   }
@@ -106,22 +107,12 @@ export class MetadataFetcher implements MetadataPeerOwner {
   }
 
   /** Takes over a connection whose handshake the session's listener read. */
-  async acceptIncoming(
+  acceptIncoming(
     opened: OpenedPeer,
     host: string,
     port: number,
   ): Promise<void> {
-    if (this.stopped || !this.swarm.hasRoom) return opened.conn.close();
-    try {
-      await opened.conn.write(encodeHandshake(this.options.handshake));
-    } catch {
-      return opened.conn.close();
-    }
-    if (this.stopped) return opened.conn.close();
-    const record = this.swarm.connectedTo(host, port, "incoming");
-    // An incoming peer's port is ephemeral: it cannot be dialled back.
-    record.excluded = true;
-    this.adopt(opened, record);
+    return this.admission.accept(opened, host, port);
   }
 
   /**
@@ -133,10 +124,11 @@ export class MetadataFetcher implements MetadataPeerOwner {
   ): Promise<HandedOverPeer[]> {
     if (this.stopped) return [];
     this.stopped = true;
+    this.admission.stop();
     clearInterval(this.timer);
     const handed: HandedOverPeer[] = [];
     for (const peer of [...this.peers]) {
-      const source = this.records.get(peer.num)?.source ?? "";
+      const source = this.admission.recordOf(peer.num)?.source ?? "";
       if (!keep(source)) {
         peer.close("metadata fetch is over");
         continue;
@@ -145,11 +137,10 @@ export class MetadataFetcher implements MetadataPeerOwner {
       if (given) {
         handed.push(given);
         // Its read loop now ends only with its next read: not ours to await.
-        this.peers.delete(peer);
-        this.tasks.delete(peer);
+        this.admission.handedOver(peer);
       }
     }
-    await Promise.allSettled([...this.tasks.values()]);
+    await this.admission.drained();
     return handed;
   }
 
@@ -200,10 +191,8 @@ export class MetadataFetcher implements MetadataPeerOwner {
   }
 
   pexPeers(peer: MetadataPeer, added: PeerAddress[]): void {
-    const now = performance.now();
-    if (now - (this.lastPexAt.get(peer) ?? -Infinity) < PEX_MIN_GAP_MS) return;
-    this.lastPexAt.set(peer, now);
-    this.addPeers(added.slice(0, PEX_MAX_TAKEN), "pex");
+    const taken = this.pex.received(peer, added, performance.now());
+    if (taken.length > 0) this.addPeers(taken, "pex");
   }
 
   dhtNodeLearned(peer: MetadataPeer, port: number): void {
@@ -212,23 +201,16 @@ export class MetadataFetcher implements MetadataPeerOwner {
 
   internalError(peer: MetadataPeer, error: unknown): void {
     this.internalErrors.report(
-      `with peer ${this.records.get(peer.num)?.key}`,
+      `with peer ${this.admission.recordOf(peer.num)?.key}`,
       error,
     );
   }
 
   closed(peer: MetadataPeer, reason: string, cause: CloseCause): void {
-    if (!this.peers.delete(peer)) return;
+    if (!this.admission.closed(peer, reason, cause, null)) return;
     this.suspects.delete(peer);
     this.reluctant.delete(peer);
-    this.lastPexAt.delete(peer);
-    const record = this.records.get(peer.num);
-    if (record) {
-      this.swarm.disconnected(record, performance.now(), cause, false);
-    }
-    if (cause === "violation") {
-      this.options.log(`dropped peer ${record?.key}: ${reason}`);
-    }
+    this.pex.forget(peer);
     if (this.source === peer) {
       this.source = null;
       if (!this.stopped) this.schedule();
@@ -237,73 +219,22 @@ export class MetadataFetcher implements MetadataPeerOwner {
 
   // --- helpers ---
 
-  private async dial(record: PeerRecord): Promise<void> {
-    if (this.stopped) return;
-    let opened: OpenedPeer;
-    try {
-      opened = await dialPeer(
-        record.host,
-        record.port,
-        this.options.handshake,
-        this.options.connectTimeoutMs,
-      );
-    } catch (e) {
-      if (e instanceof InfoHashMismatch) {
-        this.options.log(
-          `peer ${record.key} serves another torrent (its handshake named another info-hash); not dialling it again`,
-        );
-        this.swarm.servesOtherTorrent(record);
-      }
-      return this.swarm.dialFailed(record, performance.now());
-    }
-    if (this.stopped || !this.swarm.hasRoom) return opened.conn.close();
-    this.swarm.connectedTo(record.host, record.port, record.source);
-    this.adopt(opened, record);
-  }
-
-  /** Starts a connection; a failure of ours here is logged, not blamed on the peer. */
-  private adopt(opened: OpenedPeer, record: PeerRecord): void {
-    try {
-      this.startConnection(opened, record);
-    } catch (e) {
-      this.internalErrors.report(`starting a connection to ${record.key}`, e);
-      try {
-        opened.conn.close();
-      } catch { /* already closed */ }
-      if (record.connected) {
-        this.swarm.disconnected(record, performance.now(), "internal", false);
-      }
-    }
-  }
-
-  private startConnection(opened: OpenedPeer, record: PeerRecord): void {
+  /** Keeps a peer that speaks BEP 10; the others cannot give us the dictionary (the torrent may dial them later). */
+  private startConnection(
+    opened: OpenedPeer,
+    record: PeerRecord,
+  ): NewConnection<MetadataPeer> | null {
     const reserved = opened.remote.reserved;
-    if (this.bannedPeerIds.has(peerIdKey(opened.remote.peerId))) {
-      opened.conn.close();
-      this.swarm.disconnected(record, performance.now(), "ended", false);
-      this.swarm.ban(record);
-      return;
-    }
-    if (!hasFlag(reserved, "extension")) {
-      // No BEP 10: this peer cannot give us the dictionary (the torrent may dial it later).
-      opened.conn.close();
-      this.swarm.disconnected(record, performance.now(), "ended", false);
-      return;
-    }
+    if (!hasFlag(reserved, "extension")) return null;
     const peer = new MetadataPeer(opened, record.host, record.port, this, {
       pex: this.options.pex,
       dhtPort: hasFlag(reserved, "dht") ? this.options.dhtPort : 0,
     });
-    this.peers.add(peer);
-    this.records.set(peer.num, record);
-    const task = peer.run(
-      this.options.extensionHandshake,
-      hasFlag(reserved, "fast"),
-    );
-    this.tasks.set(peer, task);
-    task.finally(() => {
-      if (this.tasks.get(peer) === task) this.tasks.delete(peer);
-    });
+    return {
+      connection: peer,
+      run: () =>
+        peer.run(this.options.extensionHandshake, hasFlag(reserved, "fast")),
+    };
   }
 
   /** Picks a source when there is none, and keeps its requests topped up. */
@@ -365,20 +296,9 @@ export class MetadataFetcher implements MetadataPeerOwner {
 
   /** A dictionary failed its check: its lone sender is banned, several senders become suspects. */
   private blame(assembly: MetadataAssembly): void {
-    if (assembly.senders.size === 1) {
-      const [num] = assembly.senders;
-      const record = this.records.get(num);
-      if (record) this.swarm.ban(record);
-      this.options.log(
-        `banned ${
-          record?.key ?? "a peer"
-        }: sent an info dictionary that does not match the info-hash`,
-      );
-      for (const p of this.peers) {
-        if (p.num !== num) continue;
-        this.bannedPeerIds.add(peerIdKey(p.handshake.peerId));
-        p.close("sent a wrong info dictionary", "violation");
-      }
+    const ban = dictionaryFailed(assembly.senders);
+    if (ban) {
+      this.admission.ban(ban.num, ban.reason);
     } else {
       this.options.log(
         "the info dictionary failed its check; fetching it again from one peer at a time",

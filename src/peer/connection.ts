@@ -39,10 +39,6 @@ export type { ConnectionOptions, PeerOwner } from "./peer_owner.ts";
 /** Largest payload besides a bitfield: a 128 KiB block plus its header. */
 const MAX_MESSAGE = 128 * 1024 + 9;
 const READ_BUFFER = 256 * 1024;
-/** BEP 11 convention is 50 a message; a first message may list more (libtorrent: up to 200). */
-const PEX_MAX_ADDED = 200;
-/** BEP 11: one message a minute; one a little early is tolerated, more are ignored. */
-const PEX_MIN_GAP_MS = 45_000;
 
 let nextPeerNumber = 0;
 
@@ -55,9 +51,6 @@ export class PeerConnection implements WireHandler {
   lastReceiveAt = performance.now();
   lastSendAt = performance.now();
   closedReason: string | null = null;
-  /** BEP 11: the addresses we last told this peer about (address keys). */
-  readonly pexSent = new Set<string>();
-  lastPexAt = -Infinity;
 
   private reader: WireReader;
   private writer: WriteLoop;
@@ -69,7 +62,6 @@ export class PeerConnection implements WireHandler {
   private peerExtensions: ExtensionHandshake | null = null;
   private uploadTimer: ReturnType<typeof setTimeout> | undefined;
   private metadataServer: MetadataServer;
-  private lastPexReceivedAt = -Infinity;
   private gotDhtPort = false;
 
   constructor(
@@ -456,16 +448,8 @@ export class PeerConnection implements WireHandler {
       return this.metadataMessage(payload);
     }
     if (id === LOCAL_EXTENSION_IDS.ut_pex && this.options.pex) {
-      const { added } = parsePex(payload);
-      if (added.length > PEX_MAX_ADDED) {
-        throw new PeerViolation(
-          `sent ${added.length} peers in one ut_pex message`,
-        );
-      }
-      const now = performance.now();
-      if (now - this.lastPexReceivedAt < PEX_MIN_GAP_MS) return;
-      this.lastPexReceivedAt = now;
-      this.owner.pexReceived(this, added);
+      // What is taken of it is the owner's rule (swarm/pex.ts).
+      this.owner.pexReceived(this, parsePex(payload).added);
     }
   }
 

@@ -36,6 +36,14 @@ export interface BlockRequest {
 /** The most endgame requests any one block may have in flight. */
 const ENDGAME_MAX_REQUESTERS = 2;
 
+/** Pieces in progress at once: as many buffers as fit `memoryBytes` (the bound on in-flight data), at least 2. */
+export function activePiecesWithin(
+  memoryBytes: number,
+  pieceLength: number,
+): number {
+  return Math.max(2, Math.floor(memoryBytes / pieceLength));
+}
+
 export class PiecePicker {
   readonly availability: Uint32Array;
   readonly active = new Map<number, ActivePiece>();
@@ -45,6 +53,8 @@ export class PiecePicker {
     readonly geometry: PieceGeometry,
     readonly have: Bitfield,
     private maxActivePieces: number,
+    /** Numbers in [0, 1) that break ties between equally rare pieces (seeded in tests). */
+    private random: () => number = Math.random,
   ) {
     this.availability = new Uint32Array(geometry.pieceCount);
   }
@@ -186,7 +196,7 @@ export class PiecePicker {
   /** The rarest piece the peer has and nobody is fetching; random among equals. */
   private rarestMissing(has: PieceSet): number {
     const n = this.geometry.pieceCount;
-    const start = Math.floor(Math.random() * n);
+    const start = Math.floor(this.random() * n);
     let best = -1;
     let bestCount = Infinity;
     for (let k = 0; k < n; k++) {

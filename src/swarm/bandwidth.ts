@@ -6,13 +6,17 @@
 
 export class Bandwidth {
   private tokens: number;
-  private last = performance.now();
+  private last: number;
   private readonly capacity: number;
 
-  /** `bytesPerSecond` 0 means unlimited. */
-  constructor(readonly bytesPerSecond: number) {
+  /** `bytesPerSecond` 0 means unlimited; `now` is the clock (ms), injected in tests. */
+  constructor(
+    readonly bytesPerSecond: number,
+    private now: () => number = () => performance.now(),
+  ) {
     this.capacity = Math.max(32 * 1024, bytesPerSecond / 5);
     this.tokens = this.capacity;
+    this.last = now();
   }
 
   get limited(): boolean {
@@ -42,7 +46,7 @@ export class Bandwidth {
   }
 
   private refill(): void {
-    const now = performance.now();
+    const now = this.now();
     this.tokens = Math.min(
       this.capacity,
       this.tokens + ((now - this.last) / 1000) * this.bytesPerSecond,

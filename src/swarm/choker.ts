@@ -24,13 +24,34 @@ export interface ChokerPeer {
   setChoking(choking: boolean): void;
 }
 
+/** Ticks (seconds) between regular rounds, and between optimistic unchokes. */
+export const RECHOKE_TICKS = 10;
+export const OPTIMISTIC_TICKS = 30;
 /** An unchoked, interested peer that asks for nothing this long gives up its slot to a waiting peer. */
 export const IDLE_SLOT_MS = 20_000;
 
 export class Choker<P extends ChokerPeer> {
   private optimistic: P | null = null;
 
-  constructor(private slots: number) {}
+  private ticks = 0;
+
+  constructor(
+    private slots: number,
+    /** Numbers in [0, 1) that pick the optimistic unchoke (seeded in tests). */
+    private random: () => number = Math.random,
+  ) {}
+
+  /**
+   * Once a second: the regular round every RECHOKE_TICKS calls (idle slots
+   * are reclaimed in between), a new optimistic unchoke every
+   * OPTIMISTIC_TICKS.
+   */
+  tick(peers: Iterable<P>, seeding: boolean, now: number): void {
+    this.ticks++;
+    if (this.ticks % RECHOKE_TICKS === 0) this.rechoke(peers, seeding, now);
+    else this.reclaimIdle(peers, now);
+    if (this.ticks % OPTIMISTIC_TICKS === 0) this.rotateOptimistic(peers);
+  }
 
   /** The 10-second round; peers idle in their slot rank last. */
   rechoke(peers: Iterable<P>, seeding: boolean, now: number): void {
@@ -55,7 +76,7 @@ export class Choker<P extends ChokerPeer> {
     const choked = [...peers].filter((p) => p.peerInterested && p.amChoking);
     if (choked.length === 0) return;
     const previous = this.optimistic;
-    this.optimistic = choked[Math.floor(Math.random() * choked.length)];
+    this.optimistic = choked[Math.floor(this.random() * choked.length)];
     this.optimistic.setChoking(false);
     // The previous optimistic peer keeps its slot only if it earned a regular one.
     if (

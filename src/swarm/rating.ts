@@ -21,6 +21,16 @@ export interface PeerRating {
   banned: boolean;
 }
 
+/** What one connection did: folded into its address's rating when it closes. */
+export interface ConnectionFigures {
+  downloaded: number;
+  uploaded: number;
+  peakRate: number;
+  /** Its smoothed request round trip, ms (0: not measured). */
+  rttMs: number;
+  snubs: number;
+}
+
 export function newRating(): PeerRating {
   return {
     downloaded: 0,
@@ -33,6 +43,15 @@ export function newRating(): PeerRating {
     failures: 0,
     banned: false,
   };
+}
+
+/** Adds a closed connection's figures to its address's rating (round trips are averaged). */
+export function foldConnection(r: PeerRating, f: ConnectionFigures): void {
+  r.downloaded += f.downloaded;
+  r.uploaded += f.uploaded;
+  r.peakRate = Math.max(r.peakRate, f.peakRate);
+  if (f.rttMs > 0) r.rttMs = r.rttMs === 0 ? f.rttMs : (r.rttMs + f.rttMs) / 2;
+  r.snubs += f.snubs;
 }
 
 export function score(r: PeerRating): number {

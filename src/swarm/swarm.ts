@@ -6,7 +6,14 @@
 
 import type { CloseCause } from "../peer/faults.ts";
 import { formatHostPort, type PeerAddress } from "../net/address.ts";
-import { newRating, type PeerRating, score } from "./rating.ts";
+import { excludedForViolations } from "../pieces/ban_rules.ts";
+import {
+  type ConnectionFigures,
+  foldConnection,
+  newRating,
+  type PeerRating,
+  score,
+} from "./rating.ts";
 
 export interface PeerRecord {
   host: string;
@@ -31,15 +38,11 @@ export interface SwarmOptions {
   dial: (peer: PeerRecord) => Promise<void>;
 }
 
-/** A violation keeps a peer away for this long; a third excludes it. */
+/** A violation keeps a peer away for this long (ban_rules.ts says when it is for good). */
 const VIOLATION_BACKOFF_MS = 10 * 60_000;
 const MAX_BACKOFF_MS = 30 * 60_000;
 /** Addresses remembered at most; trackers can send thousands. */
 const MAX_KNOWN = 2000;
-
-export function addressKey(host: string, port: number): string {
-  return formatHostPort(host, port);
-}
 
 export class Swarm {
   readonly peers = new Map<string, PeerRecord>();
@@ -58,7 +61,7 @@ export class Swarm {
     for (const a of addresses) {
       if (this.peers.size >= MAX_KNOWN && !this.forgetOneDead()) break;
       if (a.port <= 0 || a.port > 65535) continue;
-      const key = addressKey(a.host, a.port);
+      const key = formatHostPort(a.host, a.port);
       if (this.peers.has(key) || this.otherTorrent.has(key)) continue;
       this.peers.set(key, {
         host: a.host,
@@ -82,6 +85,14 @@ export class Swarm {
     return this.connected + this.halfOpen < this.options.maxPeers;
   }
 
+  /** Addresses that sent us data, most first (with the figures of closed connections). */
+  sources(): { address: string; bytes: number }[] {
+    return [...this.peers.values()]
+      .filter((p) => p.rating.downloaded > 0)
+      .sort((a, b) => b.rating.downloaded - a.rating.downloaded)
+      .map((p) => ({ address: p.key, bytes: p.rating.downloaded }));
+  }
+
   /** True when fewer peers are connected or dialable than we could use. */
   shortOfPeers(now: number): boolean {
     if (this.connected >= this.options.maxPeers / 2) return false;
@@ -100,18 +111,25 @@ export class Swarm {
       if (!this.hasRoom || this.halfOpen >= this.options.maxHalfOpen) return;
       p.connecting = true;
       this.halfOpen++;
-      this.options.dial(p).finally(() => {
-        p.connecting = false;
-        this.halfOpen--;
-      });
+      this.options.dial(p).finally(() => this.attemptOver(p));
     }
   }
 
-  /** A connection to the address is up (dialled or accepted). */
+  /**
+   * Whether a dial's connection fits the limit: the half-open slot its
+   * attempt holds is its own.
+   */
+  hasRoomFor(record: PeerRecord): boolean {
+    const own = record.connecting ? 1 : 0;
+    return this.connected + this.halfOpen - own < this.options.maxPeers;
+  }
+
+  /** A connection to the address is up (dialled or accepted); a dial's half-open slot becomes its connection's. */
   connectedTo(host: string, port: number, source: string): PeerRecord {
-    const key = addressKey(host, port);
+    const key = formatHostPort(host, port);
     if (!this.peers.has(key)) this.add([{ host, port }], source);
     const record = this.peers.get(key)!;
+    this.attemptOver(record);
     record.connected = true;
     this.connected++;
     return record;
@@ -137,22 +155,26 @@ export class Swarm {
   }
 
   /**
-   * A connection closed. A violation keeps the peer away for long; a failure
-   * of our own code is not held against it: it is redialled after the first
-   * wait, with its rating untouched.
+   * A connection closed; what it did (`figures`, none for a connection that
+   * moved no payload) joins the address's rating. A violation keeps the peer
+   * away for long; a failure of our own code is not held against it: it is
+   * redialled after the first wait.
    */
   disconnected(
     record: PeerRecord,
     now: number,
     cause: CloseCause,
-    gotData: boolean,
+    figures: ConnectionFigures | null,
   ): void {
     if (record.connected) this.connected--;
     record.connected = false;
+    if (figures) foldConnection(record.rating, figures);
     if (cause === "violation") {
       record.rating.violations++;
       record.nextDialAt = now + VIOLATION_BACKOFF_MS;
-      if (record.rating.violations >= 3) record.excluded = true;
+      if (excludedForViolations(record.rating.violations)) {
+        record.excluded = true;
+      }
       return;
     }
     if (cause === "internal") {
@@ -160,7 +182,7 @@ export class Swarm {
       return;
     }
     // A peer that gave us data is worth another try soon; one that did not backs off.
-    if (gotData) record.rating.failures = 0;
+    if (figures && figures.downloaded > 0) record.rating.failures = 0;
     else record.rating.failures++;
     record.nextDialAt = now + this.backoff(Math.max(1, record.rating.failures));
   }
@@ -187,6 +209,13 @@ export class Swarm {
       }
     }
     return false;
+  }
+
+  /** A dial ended (failed, or its connection is up): its half-open slot is free. */
+  private attemptOver(p: PeerRecord): void {
+    if (!p.connecting) return;
+    p.connecting = false;
+    this.halfOpen--;
   }
 
   private eligible(p: PeerRecord, now: number): boolean {

@@ -2,7 +2,7 @@
 // IPv4 in `added`/`dropped` (6 bytes a peer), IPv6 in `added6`/`dropped6`
 // (18 bytes), with one flag byte per added peer. The convention every client
 // keeps: at most 50 added and 50 dropped peers a message, at most one
-// message a minute.
+// message a minute (swarm/pex.ts keeps the limits).
 
 import { decode } from "../bencode/decode.ts";
 import { encode } from "../bencode/encode.ts";

@@ -1,4 +1,5 @@
-// Choker, bandwidth caps, rating, smart ban and the peer report.
+// Choker, bandwidth caps, rate meter, rating, smart ban, the peer report and
+// the swarm's address book, on injected clocks and seeded randomness.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -10,11 +11,15 @@ import {
   Choker,
   type ChokerPeer,
   IDLE_SLOT_MS,
+  OPTIMISTIC_TICKS,
+  RECHOKE_TICKS,
 } from "../../src/swarm/choker.ts";
+import { seededRandom } from "../helpers/seeded_random.ts";
 import {
   formatPeerReport,
   peerReportRows,
 } from "../../src/swarm/peer_report.ts";
+import { RateMeter } from "../../src/swarm/rate_meter.ts";
 import { newRating, score } from "../../src/swarm/rating.ts";
 import { type PeerRecord, Swarm } from "../../src/swarm/swarm.ts";
 
@@ -53,6 +58,30 @@ Deno.test("choker: leeching, the fastest uploaders to us get the regular slots",
   assert.deepEqual(unchoked(peers), ["fast", "mid"]);
   choker.rotateOptimistic(peers);
   assert.deepEqual(unchoked(peers), ["fast", "mid", "slow"]);
+});
+
+Deno.test("choker: each tick reclaims idle slots, every 10th is a round, every 30th a new optimistic unchoke drawn at random", () => {
+  const peers = ["a", "b", "c", "d"].map((n, i) => new FakePeer(n, true, i));
+  // Each keeps asking, so no slot is idle.
+  for (const p of peers) p.uploadsQueued = 1;
+  const draws: number[] = [];
+  const random = seededRandom(3);
+  const choker = new Choker<FakePeer>(2, () => {
+    draws.push(random());
+    return draws.at(-1)!;
+  });
+  for (let t = 1; t < RECHOKE_TICKS; t++) choker.tick(peers, false, t * 1000);
+  assert.deepEqual(unchoked(peers), [], "no round yet");
+  choker.tick(peers, false, RECHOKE_TICKS * 1000);
+  // 2 slots: the fastest (d) gets the regular one; the optimistic is not drawn yet.
+  assert.deepEqual(unchoked(peers), ["d"]);
+  for (let t = RECHOKE_TICKS + 1; t <= OPTIMISTIC_TICKS; t++) {
+    choker.tick(peers, false, t * 1000);
+  }
+  assert.equal(draws.length, 1);
+  // The draw picks among the three choked peers, in their order.
+  const drawn = ["a", "b", "c"][Math.floor(draws[0] * 3)];
+  assert.deepEqual(unchoked(peers), [drawn, "d"].sort());
 });
 
 Deno.test("choker: seeding ranks by upload rate; anti-snub only while leeching", () => {
@@ -130,16 +159,32 @@ Deno.test("choker: an idle peer keeps its slot while nobody waits, and ranks las
   assert.deepEqual(unchoked([queued, waiting]), ["queued"]);
 });
 
-Deno.test("bandwidth: unlimited allows everything; a cap makes the caller wait", () => {
+Deno.test("bandwidth: unlimited allows everything; a cap makes the caller wait until the bucket refills", () => {
   const free = new Bandwidth(0);
   free.charge(1e12);
   assert.ok(free.allows(1e9));
   assert.equal(free.waitMs(1e9), 0);
-  const capped = new Bandwidth(1024 * 1024);
-  capped.charge(1024 * 1024); // a second's worth spent at once
+  const clock = { now: 0 };
+  const MIB = 1024 * 1024;
+  const capped = new Bandwidth(MIB, () => clock.now);
+  // The bucket holds a fifth of a second: a burst beyond it is paid for by waiting.
+  assert.ok(capped.allows(MIB / 5));
+  capped.charge(MIB); // a second's worth spent at once
   assert.equal(capped.allows(16384), false);
-  const wait = capped.waitMs(16384);
-  assert.ok(wait > 700 && wait <= 1100, `wait ${wait} ms`);
+  // Owed: 0.8 s of the cap, plus a block's worth.
+  assert.equal(
+    capped.waitMs(16384),
+    Math.ceil(((0.8 * MIB + 16384) / MIB) * 1000),
+  );
+  clock.now = 800;
+  assert.equal(capped.allows(16384), false);
+  clock.now = 816;
+  assert.ok(capped.allows(16384));
+  assert.equal(capped.waitMs(16384), 0);
+  // Refilling stops at the capacity, however long the pause.
+  clock.now = 60_000;
+  capped.charge(MIB / 5);
+  assert.equal(capped.allows(1), false);
 });
 
 Deno.test("rating: speed raises a score, failures and violations sink it, a ban ends it", () => {
@@ -304,13 +349,56 @@ Deno.test("swarm: a connection ended by our own failure costs the peer nothing",
   const ours = swarm.connectedTo("127.0.0.1", 1, "tracker");
   const theirs = swarm.connectedTo("127.0.0.1", 2, "tracker");
   const quiet = swarm.connectedTo("127.0.0.1", 3, "tracker");
-  swarm.disconnected(ours, 0, "internal", false);
-  swarm.disconnected(theirs, 0, "violation", false);
-  swarm.disconnected(quiet, 0, "ended", false);
+  swarm.disconnected(ours, 0, "internal", null);
+  swarm.disconnected(theirs, 0, "violation", null);
+  swarm.disconnected(quiet, 0, "ended", null);
   assert.deepEqual(ours.rating, newRating());
   assert.equal(ours.nextDialAt, 15_000);
   assert.equal(theirs.rating.violations, 1);
   assert.equal(quiet.rating.failures, 1);
   assert.ok(score(ours.rating) > score(quiet.rating));
   assert.ok(swarm.hasRoom);
+});
+
+Deno.test("swarm: a closed connection's figures join its address's rating, whatever ended it", () => {
+  const swarm = new Swarm({
+    maxPeers: 10,
+    maxHalfOpen: 5,
+    reconnectBaseMs: 15_000,
+    dial: () => Promise.resolve(),
+  });
+  const figures = (downloaded: number, peakRate: number, rttMs: number) => ({
+    downloaded,
+    uploaded: 10,
+    peakRate,
+    rttMs,
+    snubs: 1,
+  });
+  const record = swarm.connectedTo("127.0.0.1", 1, "tracker");
+  swarm.disconnected(record, 0, "ended", figures(0, 0, 0));
+  assert.equal(record.rating.failures, 1, "no payload: a failure");
+  swarm.connectedTo("127.0.0.1", 1, "tracker");
+  swarm.disconnected(record, 0, "ended", figures(500, 2000, 40));
+  swarm.connectedTo("127.0.0.1", 1, "tracker");
+  swarm.disconnected(record, 0, "internal", figures(100, 1000, 80));
+  assert.deepEqual(record.rating, {
+    ...newRating(),
+    downloaded: 600,
+    uploaded: 30,
+    peakRate: 2000,
+    rttMs: 60,
+    snubs: 3,
+    failures: 0,
+  });
+  assert.ok(swarm.hasRoom);
+});
+
+Deno.test("rate meter: each sample moves the figure 40% of the way to the tick's rate", () => {
+  const meter = new RateMeter();
+  meter.sample(1000, 1);
+  assert.equal(meter.rate, 400);
+  meter.sample(3000, 2); // 1000 B/s over this tick
+  assert.equal(meter.rate, 400 * 0.6 + 1000 * 0.4);
+  meter.sample(3000, 1);
+  assert.equal(meter.rate, (400 * 0.6 + 1000 * 0.4) * 0.6);
 });
