@@ -7,6 +7,7 @@
 // (who is banned), swarm/upload.ts (who may download from us). It owns its
 // timers, connections and store, and releases them all in stop().
 
+import type { SwarmEvent } from "./swarm/events.ts";
 import type { Config } from "./config.ts";
 import {
   type DhtService,
@@ -57,6 +58,8 @@ export interface TorrentOptions {
   dht: DhtService | null;
   lsd: LocalDiscoveryService | null;
   log: (line: string) => void;
+  /** Bans, protocol drops and failed pieces. */
+  onEvent: (event: SwarmEvent) => void;
 }
 
 export interface TorrentStats {
@@ -134,6 +137,7 @@ export class Torrent {
       currentRate: (peer) => peer.rate,
       internalErrors: this.internalErrors,
       dialled: (record, reached) => this.discovery.peerDialled(record, reached),
+      onEvent: options.onEvent,
       log: options.log,
     });
     this.swarm = this.admission.swarm;
@@ -154,7 +158,7 @@ export class Torrent {
       chargeFailure: (num) => this.admission.failedPiece(num),
       ban: (ban) => this.admission.ban(ban.num, ban.reason),
       completed: () => this.onComplete(),
-      log: options.log,
+      onEvent: options.onEvent,
     });
     this.discovery = new TorrentDiscovery(
       meta,

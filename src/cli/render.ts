@@ -1,7 +1,7 @@
 // The engine's events as the lines a user reads: log lines, the transient
 // check line, and the end-of-torrent summary lines.
 
-import type { EngineEvent } from "../session/mod.ts";
+import { describeSwarmEvent, type EngineEvent } from "../session/mod.ts";
 import { formatBytes } from "./format.ts";
 
 /** The text of one event, or null for one that prints nothing. */
@@ -10,6 +10,10 @@ export function renderEvent(event: EngineEvent): string[] {
     case "log":
     case "status":
       return [event.text];
+    case "peerBanned":
+    case "peerDropped":
+    case "pieceFailed":
+      return [describeSwarmEvent(event)];
     case "skipped":
       return [
         event.reason.startsWith(event.file)

@@ -7,6 +7,7 @@
 // Who may connect is swarm/admission.ts's rule, the torrent's too; what is
 // taken of ut_pex is swarm/pex.ts's.
 
+import type { SwarmEvent } from "../swarm/events.ts";
 import type { PeerAddress } from "../net/address.ts";
 import { type CloseCause, InternalErrors } from "../peer/faults.ts";
 import type { OpenedPeer } from "../peer/handshake_io.ts";
@@ -37,6 +38,8 @@ export interface MetadataFetchOptions {
   reconnectBaseMs: number;
   connectTimeoutMs: number;
   log: (line: string) => void;
+  /** Bans and protocol drops, for the engine's events. */
+  onEvent: (event: SwarmEvent) => void;
 }
 
 /** A source that delivers nothing for this long loses its turn. */
@@ -83,6 +86,7 @@ export class MetadataFetcher implements MetadataPeerOwner {
       connectTimeoutMs: options.connectTimeoutMs,
       start: (opened, record) => this.startConnection(opened, record),
       internalErrors: this.internalErrors,
+      onEvent: options.onEvent,
       log: options.log,
     });
     this.swarm = this.admission.swarm;

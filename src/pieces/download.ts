@@ -5,6 +5,7 @@
 // Writing a verified piece is the owner's. NOTES.md says who changes a
 // connection's outstanding requests and a piece's requesters, and when.
 
+import type { SwarmEvent } from "../swarm/events.ts";
 import type { ActivePiece } from "./active_piece.ts";
 import { type Ban, BanRules } from "./ban_rules.ts";
 import type { Bitfield } from "./bitfield.ts";
@@ -51,7 +52,8 @@ export interface DownloadOptions<P extends DownloadPeer> {
   ban: (ban: Ban) => void;
   /** Every piece is verified and written. */
   completed: () => void;
-  log: (line: string) => void;
+  /** A piece failed its hash check, for the engine's events. */
+  onEvent: (event: SwarmEvent) => void;
 }
 
 export class Download<P extends DownloadPeer> {
@@ -193,9 +195,7 @@ export class Download<P extends DownloadPeer> {
     const index = piece.index;
     const hashes = this.options.pieceHashes;
     if (!piece.verify(hashes.subarray(index * 20, index * 20 + 20))) {
-      this.options.log(
-        `piece ${index} failed its hash check; fetching it again`,
-      );
+      this.options.onEvent({ type: "pieceFailed", piece: index });
       const bans = this.banRules.pieceFailed(piece, this.options.chargeFailure);
       for (const ban of bans) this.options.ban(ban);
       this.picker.failed(piece);

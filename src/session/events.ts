@@ -3,6 +3,8 @@
 // free-text lines of the layers below (trackers, peers, the DHT, port
 // mapping), which a front end prints as they are.
 
+import type { SwarmEvent } from "../swarm/events.ts";
+
 export interface TorrentRef {
   name: string;
   /** 40 hex digits. */
@@ -29,6 +31,8 @@ export interface TorrentSummary {
 
 export type EngineEvent =
   | { type: "log"; text: string }
+  /** A ban, a protocol drop or a failed piece in one torrent's swarm. */
+  | (SwarmEvent & { torrent: TorrentRef })
   /** A transient progress line (the data check), redrawn in place on a terminal. */
   | { type: "status"; text: string }
   /** An input left out of the run (batch mode goes on without it). */

@@ -91,6 +91,7 @@ export class MagnetJob {
       reconnectBaseMs: c.reconnectBaseSeconds * 1000,
       connectTimeoutMs: c.connectTimeoutSeconds * 1000,
       log,
+      onEvent: (event) => ctx.emit({ ...event, torrent: this.ref }),
     });
     ctx.session.addSink(link.infoHashHex, fetcher);
     const announcer = link.trackers.length > 0

@@ -10,6 +10,7 @@ export type {
   TorrentSummary,
 } from "./events.ts";
 export { FolderLockedError } from "./folder_lock.ts";
+export { describeSwarmEvent } from "../swarm/events.ts";
 export { isMagnet, MagnetError } from "../metainfo/magnet.ts";
 export { TorrentFileError } from "../metainfo/metainfo.ts";
 export { StorageError } from "../storage/store.ts";

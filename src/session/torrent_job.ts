@@ -170,6 +170,7 @@ export class TorrentJob {
       dht: ctx.session.dht,
       lsd: ctx.session.lsd,
       log,
+      onEvent: (event) => ctx.emit({ ...event, torrent: this.ref }),
     });
     this.torrent = torrent;
     ctx.session.add(torrent);

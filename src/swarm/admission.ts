@@ -7,6 +7,7 @@
 // connection does is its owner's business: the owner makes it (`start`) and
 // reports its end (`closed`).
 
+import type { SwarmEvent } from "./events.ts";
 import type { CloseCause, InternalErrors } from "../peer/faults.ts";
 import {
   dialPeer,
@@ -59,6 +60,8 @@ export interface AdmissionOptions<C extends AdmittedConnection> {
    */
   currentRate?: (connection: C) => number;
   internalErrors: InternalErrors;
+  /** Bans and protocol drops, for the engine's events. */
+  onEvent: (event: SwarmEvent) => void;
   /** Each dial's outcome: connected (handshake read) or not. */
   dialled?: (record: PeerRecord, reached: boolean) => void;
   log: (line: string) => void;
@@ -192,7 +195,11 @@ export class Admission<C extends AdmittedConnection> {
     this.forget(connection.num, entry);
     this.swarm.disconnected(entry.record, this.now(), cause, figures);
     if (cause === "violation") {
-      this.options.log(`dropped peer ${entry.record.key}: ${reason}`);
+      this.options.onEvent({
+        type: "peerDropped",
+        address: entry.record.key,
+        reason,
+      });
     }
     return true;
   }
@@ -222,11 +229,12 @@ export class Admission<C extends AdmittedConnection> {
     const { record } = entry;
     this.swarm.ban(record);
     this.bannedPeerIds.add(peerIdKey(entry.peerId));
-    this.options.log(
-      `banned ${record.key}${
-        record.client ? ` (${record.client})` : ""
-      }: ${reason}`,
-    );
+    this.options.onEvent({
+      type: "peerBanned",
+      address: record.key,
+      ...(record.client ? { client: record.client } : {}),
+      reason,
+    });
     entry.connection?.close(`banned: ${reason}`, "violation");
   }
 

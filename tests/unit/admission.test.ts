@@ -3,6 +3,7 @@
 // newcomer, ourselves and peers of another torrent kept out, bans by
 // address and peer id, and the records kept for blame.
 
+import { describeSwarmEvent } from "../../src/swarm/events.ts";
 import assert from "node:assert/strict";
 import { type CloseCause, InternalErrors } from "../../src/peer/faults.ts";
 import {
@@ -87,6 +88,7 @@ function harness(
     },
     currentRate: opts.rateThem ? (c) => c.rate : undefined,
     internalErrors: new InternalErrors((line) => log.push(line)),
+    onEvent: (event) => log.push(describeSwarmEvent(event)),
     log: (line) => log.push(line),
     now: () => clock.now,
     connect: (host, port) => {

@@ -4,6 +4,7 @@
 // giving requests back, and a finished piece's hash deciding between
 // storing it and fetching it again.
 
+import { describeSwarmEvent } from "../../src/swarm/events.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import type { Ban } from "../../src/pieces/ban_rules.ts";
@@ -92,7 +93,7 @@ function setup(have = new Bitfield(PIECES), storeFails = false) {
     },
     ban: (ban) => bans.push(ban),
     completed: () => completed++,
-    log: (line) => log.push(line),
+    onEvent: (event) => log.push(describeSwarmEvent(event)),
   });
   /** A connected peer with these pieces (a bitfield message). */
   const join = (pieces: number[] = [0, 1, 2, 3]) => {

@@ -3,6 +3,7 @@
 // taken into a piece counts as downloaded, and a failure of our own code is
 // reported as such instead of being blamed on the peer.
 
+import { describeSwarmEvent } from "../../src/swarm/events.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { encode } from "../../src/bencode/encode.ts";
@@ -295,6 +296,7 @@ async function withTorrent(
     dht: null,
     lsd: null,
     log: (line) => log.push(line),
+    onEvent: (event) => log.push(describeSwarmEvent(event)),
   });
   let port = 5000;
   const incoming = async (reserved: Uint8Array = new Uint8Array(8)) => {
