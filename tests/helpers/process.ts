@@ -43,7 +43,10 @@ export class ExternalProcess {
         ...options.args,
       ],
       cwd: options.cwd,
-      env: options.env,
+      // Tests wait on lines as they come: a Python helper (http.server, the
+      // libtorrent scripts) must not hold them in a pipe's block buffer, which
+      // it does unless the environment happens to say otherwise.
+      env: { PYTHONUNBUFFERED: "1", ...options.env },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
