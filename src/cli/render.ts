@@ -13,6 +13,7 @@ export function renderEvent(event: EngineEvent): string[] {
     case "peerBanned":
     case "peerDropped":
     case "pieceFailed":
+    case "peerOfOtherTorrent":
       return [describeSwarmEvent(event)];
     case "skipped":
       return [

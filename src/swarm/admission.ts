@@ -117,9 +117,10 @@ export class Admission<C extends AdmittedConnection> {
       );
     } catch (e) {
       if (e instanceof InfoHashMismatch) {
-        this.options.log(
-          `peer ${record.key} serves another torrent (its handshake named another info-hash); not dialling it again`,
-        );
+        this.options.onEvent({
+          type: "peerOfOtherTorrent",
+          address: record.key,
+        });
         this.swarm.servesOtherTorrent(record);
       }
       this.swarm.dialFailed(record, this.now());

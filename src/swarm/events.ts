@@ -12,7 +12,9 @@ export type SwarmEvent =
   }
   /** Dropped for breaking the protocol (other closes are not events). */
   | { type: "peerDropped"; address: string; reason: string }
-  | { type: "pieceFailed"; piece: number };
+  | { type: "pieceFailed"; piece: number }
+  /** A dialled peer's handshake named another info-hash: it is not dialled again. */
+  | { type: "peerOfOtherTorrent"; address: string };
 
 export function describeSwarmEvent(event: SwarmEvent): string {
   switch (event.type) {
@@ -24,5 +26,7 @@ export function describeSwarmEvent(event: SwarmEvent): string {
       return `dropped peer ${event.address}: ${event.reason}`;
     case "pieceFailed":
       return `piece ${event.piece} failed its hash check; fetching it again`;
+    case "peerOfOtherTorrent":
+      return `peer ${event.address} serves another torrent (its handshake named another info-hash); not dialling it again`;
   }
 }

@@ -198,7 +198,12 @@ Deno.test("a peer of another torrent is logged once and not dialled again", asyn
     { lifetimeSec: 60 },
   );
   try {
-    await client.waitForLine(/serves another torrent/, 15_000);
+    await client.waitForEvent(
+      (e) =>
+        e.type === "peerOfOtherTorrent" &&
+        e.address === `127.0.0.1:${stranger.port}`,
+      15_000,
+    );
     // Longer than the first redial wait (reconnectBaseSeconds, 15 s).
     await new Promise((resolve) => setTimeout(resolve, 20_000));
     client.kill("SIGINT");

@@ -275,7 +275,12 @@ Deno.test("port mapping, NAT-PMP: seeds through the NAT, remapped after a restar
       portMapping: "natpmp",
       portMappingLeaseSeconds: 10,
     });
-    await killed.waitForLine(/forwards to TCP port 6881 \(NAT-PMP/, 10_000);
+    await killed.waitForEvent(
+      (e) =>
+        e.type === "portMapped" && e.method === "natpmp" &&
+        e.internalPort === LISTEN_PORT,
+      10_000,
+    );
     killed.kill("SIGKILL");
     await killed.wait();
     const killedAt = performance.now();
