@@ -557,15 +557,9 @@ function reopened(
 }
 
 function partialSummary(job: TorrentJob | MagnetJob): TorrentSummary {
-  return job instanceof MagnetJob ? magnetSummary(job, "partial") : {
-    name: job.meta.name,
-    infoHash: job.meta.infoHashHex,
-    file: job.file,
-    result: "partial",
-    bytesDown: 0,
-    bytesUp: 0,
-    seconds: 0,
-  };
+  return job instanceof MagnetJob
+    ? magnetSummary(job, "partial")
+    : job.summary("partial", 0, 0, 0);
 }
 
 function magnetSummary(

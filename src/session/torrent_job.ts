@@ -266,7 +266,8 @@ export class TorrentJob {
     return goals.length > 0 ? ` until ${goals.join(" or ")}` : " until stopped";
   }
 
-  private summary(
+  /** This torrent's summary with the given outcome and traffic. */
+  summary(
     result: TorrentSummary["result"],
     down: number,
     up: number,

@@ -129,11 +129,11 @@ export class Admission<C extends AdmittedConnection> {
     }
     this.options.dialled?.(record, true);
     if (this.stopped || !this.swarm.hasRoomFor(record)) {
-      return closeQuietly(opened);
+      return opened.conn.close();
     }
     if (this.isBanned(opened)) {
       // A banned peer at an address we knew: that address is its too.
-      closeQuietly(opened);
+      opened.conn.close();
       this.swarm.ban(record);
       return;
     }
@@ -144,14 +144,14 @@ export class Admission<C extends AdmittedConnection> {
   /** Takes over a connection whose handshake the session's listener read, and answers it. */
   async accept(opened: OpenedPeer, host: string, port: number): Promise<void> {
     if (this.stopped || this.isBanned(opened) || !this.makeRoom()) {
-      return closeQuietly(opened);
+      return opened.conn.close();
     }
     try {
       await opened.conn.write(encodeHandshake(this.options.handshake));
     } catch {
-      return closeQuietly(opened);
+      return opened.conn.close();
     }
-    if (this.stopped || !this.swarm.hasRoom) return closeQuietly(opened);
+    if (this.stopped || !this.swarm.hasRoom) return opened.conn.close();
     const record = this.swarm.connectedTo(host, port, "incoming");
     // An incoming peer's port is ephemeral: it cannot be dialled back.
     record.excluded = true;
@@ -168,7 +168,7 @@ export class Admission<C extends AdmittedConnection> {
   ): void {
     try {
       if (this.stopped || this.isBanned(opened) || !this.makeRoom()) {
-        return closeQuietly(opened);
+        return opened.conn.close();
       }
       const dialled = source !== "incoming";
       const record = this.swarm.connectedTo(host, port, source);
@@ -176,7 +176,7 @@ export class Admission<C extends AdmittedConnection> {
       this.admit(opened, record, dialled, takenOver);
     } catch (e) {
       this.options.internalErrors.report(`taking over ${host}:${port}`, e);
-      closeQuietly(opened);
+      opened.conn.close();
     }
   }
 
@@ -261,12 +261,12 @@ export class Admission<C extends AdmittedConnection> {
         // We dialled ourselves (a tracker returned our own address).
         record.excluded = true;
         this.swarm.disconnected(record, this.now(), "ended", null);
-        return closeQuietly(opened);
+        return opened.conn.close();
       }
       const made = this.options.start(opened, record, dialled, takenOver);
       if (!made) {
         this.swarm.disconnected(record, this.now(), "ended", null);
-        return closeQuietly(opened);
+        return opened.conn.close();
       }
       // Nothing below throws: the connection runs, or was never added.
       const { connection, run } = made;
@@ -286,7 +286,7 @@ export class Admission<C extends AdmittedConnection> {
         `starting a connection to ${record.key}`,
         e,
       );
-      closeQuietly(opened);
+      opened.conn.close();
       if (record.connected) {
         this.swarm.disconnected(record, this.now(), "internal", null);
       }
@@ -330,10 +330,4 @@ export class Admission<C extends AdmittedConnection> {
     worst.close("dropped for a better-rated peer at the connection limit");
     return this.swarm.hasRoom;
   }
-}
-
-function closeQuietly(opened: OpenedPeer): void {
-  try {
-    opened.conn.close();
-  } catch { /* already closed */ }
 }
